@@ -1,0 +1,1 @@
+"""One module per kernel family; each defines cases(ctx) -> list[harness.Case]."""

@@ -1,0 +1,54 @@
+// Kernel launch helper for .cu files: every launch goes through launch(), which
+//  - does nothing for an empty grid (a zero-sized problem is not an error),
+//  - checks the grid and block against the device's limits and raises instead of failing later,
+//  - opts in to more than 48 KiB of dynamic shared memory when the kernel asks for it,
+//  - launches on the caller's stream (the current CuPy stream, passed down from Python),
+//  - checks the launch with cudaGetLastError and throws CudaError naming the kernel.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <utility>
+
+#include "cuda/common/check.hpp"
+#include "cuda/common/device.hpp"
+
+namespace fastcore {
+namespace cuda {
+
+// ceil(a / b) for positive b.
+template <class T>
+__host__ __device__ constexpr T ceil_div(T a, T b) {
+  return (a + b - 1) / b;
+}
+
+template <class... KernelArgs, class... Args>
+void launch(const char* name, void (*kernel)(KernelArgs...), dim3 grid, dim3 block,
+            std::size_t shared_bytes, cudaStream_t stream, Args&&... args) {
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;
+  const DeviceInfo& dev = device_info();
+  if (grid.y > static_cast<unsigned>(dev.max_grid_y) || grid.z > static_cast<unsigned>(dev.max_grid_z)) {
+    throw CudaError(cudaErrorInvalidConfiguration,
+                    std::string("launch of ") + name + ": grid.y/grid.z exceed the device limit");
+  }
+  if (block.x * block.y * block.z > static_cast<unsigned>(dev.max_threads_per_block)) {
+    throw CudaError(cudaErrorInvalidConfiguration,
+                    std::string("launch of ") + name + ": block has too many threads");
+  }
+  if (shared_bytes > dev.shared_mem_per_block) {
+    if (shared_bytes > dev.shared_mem_per_block_optin) {
+      throw CudaError(cudaErrorInvalidConfiguration,
+                      std::string("launch of ") + name + ": needs more shared memory than the device has");
+    }
+    check(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                               cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(shared_bytes)),
+          name, __FILE__, __LINE__);
+  }
+  kernel<<<grid, block, shared_bytes, stream>>>(std::forward<Args>(args)...);
+  check(cudaGetLastError(), name, __FILE__, __LINE__);
+}
+
+}  // namespace cuda
+}  // namespace fastcore
