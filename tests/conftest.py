@@ -58,10 +58,3 @@ def restore_simd():
     level = fastcore.get_simd_level()
     yield
     fastcore.set_simd_level(level)
-
-
-def simd_levels():
-    """Every SIMD level this machine can run (for parametrising bitwise-identity tests)."""
-    import fastcore
-
-    return fastcore.available_simd_levels()

@@ -12,9 +12,7 @@ import pytest
 
 import fastcore
 from fastcore import _cpu
-from fastcore.testing import ulp_error
-
-from conftest import simd_levels
+from fastcore.testing import simd_levels, ulp_error
 
 ULP_BOUND = 2.0
 

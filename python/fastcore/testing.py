@@ -20,6 +20,7 @@ __all__ = [
     "assert_close",
     "ulp_error",
     "poisoned",
+    "simd_levels",
 ]
 
 # u = 2^-p for p-bit significands (bfloat16 has 8 bits, float16 11, float32 24, float64 53).
@@ -92,3 +93,11 @@ def poisoned(shape: Any, dtype: Any, like: Any = None) -> Any:
     dt = np.dtype(dtype)
     fill = np.nan if dt.kind in "fc" else np.iinfo(dt).max
     return xp.full(shape, fill, dtype=dt)
+
+
+def simd_levels() -> list[str]:
+    """Every SIMD level this machine can run, for parametrising "bitwise identical on every
+    level" tests (use with fastcore.simd_level(level))."""
+    import fastcore
+
+    return fastcore.available_simd_levels()
