@@ -51,6 +51,14 @@ def test_check_array_wrong_dtype(dtype):
         C.check_array(np.zeros(3, dtype), "logits", dtypes=C.FLOAT_DTYPES)
 
 
+def test_check_dtype_by_name_and_byte_order():
+    C.check_dtype(np.zeros(2, np.float16), "x", C.GPU_FLOAT_DTYPES)
+    with pytest.raises(TypeError, match=r"x: expected dtype float16, bfloat16, float32 or float64, got int8"):
+        C.check_dtype(np.zeros(2, np.int8), "x", C.GPU_FLOAT_DTYPES)
+    with pytest.raises(TypeError, match=r"x: expected native byte order, got dtype '>f8'"):
+        C.check_dtype(np.zeros(2, ">f8"), "x", C.FLOAT_DTYPES)
+
+
 def test_check_array_wrong_ndim_and_shape():
     x = np.zeros((2, 3))
     with pytest.raises(ValueError, match=r"x: expected a 3-d array, got 2-d with shape \(2, 3\)"):

@@ -24,6 +24,8 @@ from ._backend import data_pointer, device_of, is_cupy_array
 
 __all__ = [
     "FLOAT_DTYPES",
+    "HALF_DTYPES",
+    "GPU_FLOAT_DTYPES",
     "COMPLEX_DTYPES",
     "INTEGER_DTYPES",
     "as_array",
@@ -48,14 +50,22 @@ __all__ = [
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Storage types of the GPU kernels. bfloat16 has no NumPy dtype: CuPy arrays carry ml_dtypes'
+# bfloat16 (dtype.name == "bfloat16"), so dtypes may also be given by name.
+HALF_DTYPES = ("float16", "bfloat16")
+GPU_FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 COMPLEX_DTYPES = (np.dtype(np.complex64), np.dtype(np.complex128))
 INTEGER_DTYPES = tuple(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64,
                                                 np.uint8, np.uint16, np.uint32, np.uint64))
 
 
+def _dtype_name(d: Any) -> str:
+    return d if isinstance(d, str) else np.dtype(d).name
+
+
 def dtype_names(dtypes: Iterable[Any]) -> str:
     """'float32 or float64' / 'float32, float64 or complex64'."""
-    names = [np.dtype(d).name if not isinstance(d, str) else d for d in dtypes]
+    names = [_dtype_name(d) for d in dtypes]
     if len(names) == 1:
         return names[0]
     return ", ".join(names[:-1]) + " or " + names[-1]
@@ -88,10 +98,14 @@ def as_array(x: Any, name: str) -> Any:
 
 
 def check_dtype(x: Any, name: str, dtypes: Sequence[Any]) -> np.dtype:
-    """TypeError unless x.dtype is one of dtypes. Returns the dtype."""
-    allowed = tuple(np.dtype(d) for d in dtypes)
-    if x.dtype not in allowed:
+    """TypeError unless x.dtype is one of dtypes (NumPy dtypes, types or names such as
+    "bfloat16") in native byte order. Returns the dtype."""
+    allowed = [_dtype_name(d) for d in dtypes]
+    if x.dtype.name not in allowed:
         raise TypeError(f"{name}: expected dtype {dtype_names(allowed)}, got {x.dtype}")
+    if not x.dtype.isnative:
+        raise TypeError(f"{name}: expected native byte order, got dtype {x.dtype.str!r}; "
+                        f"use {name}.astype({name}.dtype.newbyteorder('='))")
     return x.dtype
 
 
