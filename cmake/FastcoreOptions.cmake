@@ -1,12 +1,14 @@
-# Build options. Each can be given as a CMake cache variable
+# Build options. Each can be given as an environment variable (handy for `pip install .` and CI)
+# or as a CMake cache variable
 #   pip install . -Ccmake.define.FASTCORE_CUDA=ON
-# or as an environment variable of the same name (handy for `pip install .` and CI).
+# A set environment variable wins over the cache, so re-running a build in a persistent build
+# directory with another FASTCORE_CUDA=... takes effect.
 
 function(fastcore_option name default doc)
-  if(DEFINED ${name})
-    set(value "${${name}}")
-  elseif(DEFINED ENV{${name}} AND NOT "$ENV{${name}}" STREQUAL "")
+  if(DEFINED ENV{${name}} AND NOT "$ENV{${name}}" STREQUAL "")
     set(value "$ENV{${name}}")
+  elseif(DEFINED ${name})
+    set(value "${${name}}")
   else()
     set(value "${default}")
   endif()
