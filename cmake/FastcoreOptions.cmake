@@ -22,6 +22,9 @@ fastcore_option(FASTCORE_NATIVE OFF "Compile for the build machine (-march=nativ
 fastcore_option(FASTCORE_CUDA_ARCHITECTURES "80-real;86-real;89-real;90-real;90-virtual"
                 "CUDA architectures for fastcore._cuda (CMake CUDA_ARCHITECTURES syntax)")
 
+# Sanitizers for the CPU module, e.g. "address,undefined" (CI's sanitizer job). Empty: none.
+fastcore_option(FASTCORE_SANITIZE "" "Build fastcore._cpu with -fsanitize=<list> (e.g. address,undefined)")
+
 string(TOUPPER "${FASTCORE_CUDA}" FASTCORE_CUDA)
 if(NOT FASTCORE_CUDA MATCHES "^(AUTO|ON|OFF|TRUE|FALSE|1|0|YES|NO)$")
   message(FATAL_ERROR "FASTCORE_CUDA must be AUTO, ON or OFF (got '${FASTCORE_CUDA}')")

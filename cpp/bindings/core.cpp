@@ -22,6 +22,7 @@ py::dict build_info() {
   info["compiler"] = FASTCORE_COMPILER;
   info["build_type"] = FASTCORE_BUILD_TYPE;
   info["native"] = static_cast<bool>(FASTCORE_NATIVE_BUILD);
+  info["sanitize"] = FASTCORE_SANITIZE;
   std::vector<std::string> compiled;
   for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512})
     if (isa_compiled(isa)) compiled.emplace_back(isa_name(isa));
@@ -98,6 +99,23 @@ void bind_core(py::module_& m) {
     py::gil_scoped_release release;
     return run_chunks_failing_at(n, failing);
   });
+  // Only in sanitizer builds: deliberately wrong code, so a test can prove the sanitizers are
+  // live and that a report aborts the process (and therefore fails CI).
+  t.attr("sanitizers") = std::string(FASTCORE_SANITIZE);
+  if (std::string(FASTCORE_SANITIZE).size() > 0) {
+    t.def("sanitizer_canary", [](const std::string& kind) {
+      if (kind == "heap-overflow") {
+        std::vector<int> v(4, 1);
+        volatile int* p = v.data();
+        return static_cast<std::int64_t>(p[4]);  // one past the end: ASan reports
+      }
+      if (kind == "signed-overflow") {
+        volatile std::int32_t big = 2147483647;
+        return static_cast<std::int64_t>(big + 1);  // UBSan reports
+      }
+      throw_value_error("unknown canary ", kind);
+    });
+  }
   t.def("nested_regions", [](std::int64_t outer, std::int64_t inner) {
     py::gil_scoped_release release;
     return nested_regions(outer, inner);

@@ -131,6 +131,7 @@ def config() -> dict[str, Any]:
         "compiler": build["compiler"],
         "build_type": build["build_type"],
         "native": build["native"],
+        "sanitize": build["sanitize"] or None,
         "simd": {
             "active": get_simd_level(),
             "best": _cpu.best_simd_level(),
@@ -162,7 +163,8 @@ def show_config(file: TextIO | None = None) -> None:
         f"fastcore-kernels {c['version']}",
         f"  python {c['python']}, numpy {c['numpy']}, {c['platform']}",
         f"  cpu backend : fastcore._cpu, {c['compiler']}, {c['build_type']}"
-        + (", -march=native" if c["native"] else ", portable (no -march=native)"),
+        + (", -march=native" if c["native"] else ", portable (no -march=native)")
+        + (f", sanitizers: {c['sanitize']}" if c["sanitize"] else ""),
         f"  simd        : {s['active']} in use (best on this CPU: {s['best']}; compiled: {', '.join(s['compiled'])})"
         + (f"; FASTCORE_SIMD={s['env']}" + ("" if s["env_honoured"] else " (not honoured)") if s["env"] else ""),
         f"  threads     : {t['current']} (default {t['default']}"
