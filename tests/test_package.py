@@ -27,7 +27,7 @@ def run_python(code: str, env: dict[str, str] | None = None) -> subprocess.Compl
 
 
 def test_version_matches_distribution_metadata():
-    assert fastcore.__version__ == metadata.version("fastcore-kernels")
+    assert fastcore.__version__ == metadata.version(_cpu.build_info()["distribution"])
     assert fastcore.__version__ == _cpu.__version__
 
 
@@ -41,7 +41,7 @@ def test_show_config_reports_the_real_state(restore_threads):
     buf = io.StringIO()
     fastcore.show_config(file=buf)
     text = buf.getvalue()
-    assert f"fastcore-kernels {fastcore.__version__}" in text
+    assert f"{_cpu.build_info()['distribution']} {fastcore.__version__}" in text
     assert f"{fastcore.get_simd_level()} in use" in text
     assert "threads     : 3" in text
     info = _cpu.build_info()
@@ -152,6 +152,34 @@ def test_fastai_fastcore_clash_warns(tmp_path):
     r = run_python("import fastcore", {"PYTHONPATH": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     assert "fastai's 'fastcore' distribution (1.7.0)" in r.stderr
+
+
+def test_two_fastcore_kernels_variants_warn(tmp_path):
+    dist = tmp_path / "fastcore_kernels_cu13-0.1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fastcore-kernels-cu13\nVersion: 0.1.0\n")
+    r = run_python("import fastcore", {"PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert "several builds of fastcore are installed at once" in r.stderr
+    assert "fastcore-kernels-cu13 0.1.0" in r.stderr
+
+
+def test_set_variant_tool(tmp_path):
+    import pathlib
+    import shutil
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    if not (root / "tools" / "set_variant.py").exists():
+        pytest.skip("source tree not available")
+    (tmp_path / "tools").mkdir()
+    shutil.copy(root / "tools" / "set_variant.py", tmp_path / "tools")
+    shutil.copy(root / "pyproject.toml", tmp_path)
+    script = str(tmp_path / "tools" / "set_variant.py")
+    assert subprocess.run([sys.executable, script, "cu13"], capture_output=True).returncode == 0
+    assert 'name = "fastcore-kernels-cu13"' in (tmp_path / "pyproject.toml").read_text()
+    assert subprocess.run([sys.executable, script, "cpu"], capture_output=True).returncode == 0
+    assert 'name = "fastcore-kernels"\n' in (tmp_path / "pyproject.toml").read_text()
+    assert subprocess.run([sys.executable, script, "rocm"], capture_output=True).returncode == 2
 
 
 def test_no_clash_warning_normally():

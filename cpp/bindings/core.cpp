@@ -19,6 +19,7 @@ namespace {
 py::dict build_info() {
   py::dict info;
   info["version"] = FASTCORE_VERSION;
+  info["distribution"] = FASTCORE_DISTRIBUTION;
   info["compiler"] = FASTCORE_COMPILER;
   info["build_type"] = FASTCORE_BUILD_TYPE;
   info["native"] = static_cast<bool>(FASTCORE_NATIVE_BUILD);

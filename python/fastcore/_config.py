@@ -125,6 +125,7 @@ def config() -> dict[str, Any]:
     requested, honoured = _cpu.simd_env_request()
     return {
         "version": __version__,
+        "distribution": build["distribution"],
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "platform": f"{platform.system()} {platform.machine()}",
@@ -160,7 +161,7 @@ def show_config(file: TextIO | None = None) -> None:
     out = file if file is not None else sys.stdout
     s, t, g = c["simd"], c["threads"], c["cuda"]
     lines = [
-        f"fastcore-kernels {c['version']}",
+        f"{c['distribution']} {c['version']}",
         f"  python {c['python']}, numpy {c['numpy']}, {c['platform']}",
         f"  cpu backend : fastcore._cpu, {c['compiler']}, {c['build_type']}"
         + (", -march=native" if c["native"] else ", portable (no -march=native)")
