@@ -178,7 +178,8 @@ def tiger_step(
     maximize: ascend instead of descend (g -> -g).
     strict_reference: the published tiger.py behaviour (module docstring).
     stochastic_rounding, seed: CUDA only: round bfloat16 parameter writes stochastically with a
-        counter-based hash of (seed, step, tensor, element) (reproducible for a given seed).
+        counter-based hash of (seed, step, tensor index, element index): reproducible for a given
+        seed; float32/float16 parameters in the same list are written as usual.
 
     Returns a boolean array (NumPy for CPU input, CuPy for CUDA input, not synchronised) saying
     which tensors were treated as non-finite.
@@ -273,16 +274,22 @@ def tiger_step(
     return flags.astype(bool)
 
 
+# Kernel launches made by the last CUDA step (for tests of the multi-tensor launch count).
+_last_cuda_launches = 0
+
+
 def _step_cuda(params, grads, moms, row_len, mode_codes, lazy, lr_mults, wds, centres, found_codes, step, k,
                lr, beta, rms_floor, shrink_ratio, action, nan_only, global_scope, strict, beta2, maximize,
                stochastic_rounding, seed):
     cuda = _backend.cuda()
     cp = _backend.array_module("cuda")
     n = len(params)
+    global _last_cuda_launches
     flags = cp.zeros(n, dtype=cp.uint8)
+    _last_cuda_launches = 0
     if n:
         ptr = _backend.data_pointer
-        cuda.tiger.step(
+        _last_cuda_launches = cuda.tiger.step(
             [ptr(p) for p in params], [ptr(g) for g in grads], [ptr(m) for m in moms],
             [int(p.size) for p in params], row_len,
             [_DTYPE_CODE[p.dtype.name] for p in params], [_DTYPE_CODE[m.dtype.name] for m in moms],
