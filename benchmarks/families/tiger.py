@@ -1,0 +1,83 @@
+"""Tiger optimizer step: 64M float32 parameters in ~200 tensors of mixed sizes (issue #4).
+
+Floors (notes/tiger.md §9): a full step must read p, g, m and write p, m: 20 B/param; an
+accumulation micro-step reads g, m and writes m: 12 B/param. The kernel also reads theta once
+for the RMS and g once for the non-finite check in a pre-pass (one pass over both: +8 B/param;
++4 B with found_inf given, where only the RMS is needed). Reported fractions use the floors.
+
+Compared: the float32 NumPy reference (fastcore.reference.tiger, precision="storage", out of
+place) and an in-place multi-pass NumPy step (the "best plain NumPy" peer).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastcore import tiger_step
+from fastcore.reference import tiger as ref
+from harness import Case
+
+
+def _sizes(total: int, count: int, rng) -> list[int]:
+    # log-uniform sizes (biases to big matrices), rescaled to the total
+    raw = np.exp(rng.uniform(np.log(64), np.log(total / 8), count))
+    sizes = np.maximum(1, (raw / raw.sum() * total).astype(np.int64))
+    sizes[0] += total - sizes.sum()
+    return [int(s) for s in sizes]
+
+
+def numpy_inplace_step(P, G, M, lr, beta=0.965, wd=0.01):
+    """Plain NumPy, in place, float32: the multi-pass form a user would write."""
+    b = np.float32(beta)
+    c = np.float32(1 - beta)
+    for p, g, m in zip(P, G, M):
+        if not np.isfinite(g).all():
+            p *= np.float32(0.99)
+            continue
+        eta = np.float32(lr * np.sqrt(np.mean(np.square(p, dtype=np.float32), dtype=np.float64)))
+        m *= b
+        m += c * g
+        p -= eta * (np.sign(m) + np.float32(wd) * p)
+
+
+def cases(ctx):
+    rng = np.random.default_rng(0)
+    total = ctx.size(64 << 20, 4 << 20)
+    count = 200 if not ctx.quick else 50
+    sizes = _sizes(total, count, rng)
+    P = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    G = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    M = [np.zeros(n, np.float32) for n in sizes]
+    n_params = sum(sizes)
+    label = f"{n_params / 2**20:.0f}M params/{count} tensors"
+    out = []
+
+    def check_full():
+        # one fresh step on a copy of the first 3 tensors vs the float64 reference
+        p3, m3 = [p[:4096].copy() for p in P[:3]], [m[:4096].copy() for m in M[:3]]
+        g3 = [g[:4096] for g in G[:3]]
+        rp, _, _ = ref.tiger_step(p3, g3, m3, step=0, lr=1e-3)
+        tiger_step(p3, g3, m3, step=0, lr=1e-3)
+        err = max(float(np.max(np.abs(a - b))) for a, b in zip(p3, rp))
+        return f"max |dtheta| {err:.1e}"
+
+    out.append(Case(
+        family="tiger", name=f"tiger step f32 {label}",
+        compiled=lambda: tiger_step(P, G, M, step=0, lr=1e-6),
+        reference=lambda: ref.tiger_step(P, G, M, step=0, lr=1e-6, precision="storage"),
+        peers={"numpy in-place": lambda: numpy_inplace_step(P, G, M, 1e-6)},
+        bytes=20 * n_params, check=check_full,
+        note="20 B/param floor; kernel moves 28 B (pre-pass over theta and g)"))
+    out.append(Case(
+        family="tiger", name=f"tiger step f32 found_inf {label}",
+        compiled=lambda: tiger_step(P, G, M, step=0, lr=1e-6, found_inf=False),
+        bytes=20 * n_params, note="20 B/param floor; kernel moves 24 B (RMS pre-pass)"))
+    out.append(Case(
+        family="tiger", name=f"tiger micro-step f32 {label}",
+        compiled=lambda: tiger_step(P, G, M, step=0, lr=1e-6, grad_accum_steps=4, found_inf=False),
+        bytes=12 * n_params, note="12 B/param: g and m only"))
+    out.append(Case(
+        family="tiger", name=f"tiger micro-step f32 checked {label}",
+        compiled=lambda: tiger_step(P, G, M, step=0, lr=1e-6, grad_accum_steps=4),
+        bytes=12 * n_params, note="12 B/param floor; kernel moves 16 B (non-finite pre-pass)"))
+    return out
