@@ -94,6 +94,12 @@ void bind_tiger(py::module_& m) {
         py::arg("chunk"),
         "Fused multi-tensor Tiger step in place (validated by fastcore.tiger.tiger_step). Returns the "
         "per-tensor non-finite flags.");
+  m.def("addresses", [](const std::vector<py::array>& arrays) {
+    std::vector<std::uintptr_t> out;
+    out.reserve(arrays.size());
+    for (const auto& a : arrays) out.push_back(reinterpret_cast<std::uintptr_t>(a.data()));
+    return out;
+  }, py::arg("arrays"), "Data addresses of NumPy arrays (fast path of the Python overlap check; reads nothing).");
   m.attr("BLOCK") = tiger::kBlock;
   m.attr("DEFAULT_CHUNK") = tiger::kDefaultChunk;
 }

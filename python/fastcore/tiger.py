@@ -78,12 +78,11 @@ def _per_tensor(value: Any, n: int, name: str, default: Any, kind: str) -> list:
     """A per-tensor option: None -> default for all, a scalar -> the same for all, else a
     sequence of n values. kind: 'float', 'bool' or 'mode'."""
     if value is None:
-        values = [default] * n
-    elif kind == "mode" and isinstance(value, str):
-        values = [value] * n
-    elif kind != "mode" and (isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating))):
-        values = [value] * n
-    elif isinstance(value, (list, tuple, np.ndarray)):
+        return [default] * n
+    if (kind == "mode" and isinstance(value, str)) or (
+            kind != "mode" and isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating))):
+        return _per_tensor([value], 1, name, default, kind) * n  # validated once
+    if isinstance(value, (list, tuple, np.ndarray)):
         values = list(value)
         if len(values) != n:
             raise ValueError(f"{name}: expected {n} values (one per tensor), got {len(values)}")
@@ -104,28 +103,50 @@ def _per_tensor(value: Any, n: int, name: str, default: Any, kind: str) -> list:
     return out
 
 
+_NATIVE_CPU_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _cpu_triple_ok(p: Any, g: Any, m: Any) -> bool:
+    """True when (p, g, m) certainly pass the CPU checks: NumPy arrays of one native float32 or
+    float64 dtype and one shape, C-contiguous, p and m writeable. False sends the triple through
+    the general checks, which raise with the precise message."""
+    if type(p) is not np.ndarray or type(g) is not np.ndarray or type(m) is not np.ndarray:
+        return False
+    d = p.dtype
+    if not (d == _NATIVE_CPU_DTYPES[0] or d == _NATIVE_CPU_DTYPES[1]) or g.dtype != d or m.dtype != d:
+        return False
+    if g.shape != p.shape or m.shape != p.shape:
+        return False
+    fp, fg, fm = p.flags, g.flags, m.flags
+    return fp.c_contiguous and fg.c_contiguous and fm.c_contiguous and fp.writeable and fm.writeable
+
+
 def _check_no_aliasing(params: list, moms: list, grads: list) -> None:
     """ValueError when a written array (param or momentum) overlaps any other array of the call.
     A sweep over intervals sorted by start: O(n log n) for long lists."""
     spans = []
+    on_cpu = all(type(a) is np.ndarray for a in params)
     for kind, arrays, written in (("params", params, True), ("moms", moms, True), ("grads", grads, False)):
-        for i, a in enumerate(arrays):
-            b = _checks.memory_bounds(a)
-            if b is not None:
-                spans.append((b[0], b[1], written, f"{kind}[{i}]"))
+        # arrays are C-contiguous here (checked before): [address, address + nbytes)
+        addresses = (_backend.cpu().tiger.addresses(arrays) if on_cpu
+                     else [_backend.data_pointer(a) for a in arrays])
+        for i, (a, lo) in enumerate(zip(arrays, addresses)):
+            if a.size:
+                spans.append((lo, lo + a.nbytes, written, kind, i))
     spans.sort(key=lambda s: s[0])
-    max_all = (-1, "")
-    max_written = (-1, "")
-    for lo, hi, written, label in spans:
+    max_all = (-1, "", 0)
+    max_written = (-1, "", 0)
+    for lo, hi, written, kind, i in spans:
         if written and lo < max_all[0]:
-            raise ValueError(f"{label}: overlaps {max_all[1]} in memory; every parameter and momentum must be "
-                             f"a separate array (it is updated in place)")
+            raise ValueError(f"{kind}[{i}]: overlaps {max_all[1]}[{max_all[2]}] in memory; every parameter and "
+                             f"momentum must be a separate array (it is updated in place)")
         if not written and lo < max_written[0]:
-            raise ValueError(f"{label}: overlaps {max_written[1]} in memory, which is updated in place")
+            raise ValueError(f"{kind}[{i}]: overlaps {max_written[1]}[{max_written[2]}] in memory, which is "
+                             f"updated in place")
         if hi > max_all[0]:
-            max_all = (hi, label)
+            max_all = (hi, kind, i)
         if written and hi > max_written[0]:
-            max_written = (hi, label)
+            max_written = (hi, kind, i)
 
 
 def tiger_step(
@@ -191,13 +212,15 @@ def tiger_step(
     if len(grads) != n or len(moms) != n:
         raise ValueError(f"params, grads, moms: expected lists of the same length, got {n}, {len(grads)}, {len(moms)}")
     device = "cpu"
-    if n:
+    if n and not all(type(a) is np.ndarray for lst in (params, grads, moms) for a in lst):
         device = _backend.device_of(**{f"params[{i}]": p for i, p in enumerate(params)},
                                     **{f"grads[{i}]": g for i, g in enumerate(grads)},
                                     **{f"moms[{i}]": m for i, m in enumerate(moms)})
     on_gpu = device == "cuda"
     for i in range(n):
         p, g, m = params[i], grads[i], moms[i]
+        if not on_gpu and _cpu_triple_ok(p, g, m):
+            continue  # the common case, checked without the (slower) general helpers
         _checks.check_array(p, f"params[{i}]", dtypes=_GPU_PARAM_DTYPES if on_gpu else _CPU_DTYPES,
                             contiguous=True, writeable=True)
         _checks.check_array(g, f"grads[{i}]", dtypes=(p.dtype.name,), shape=p.shape, contiguous=True)
