@@ -531,3 +531,72 @@ def test_same_parameter_twice_is_rejected(rng):
         tiger_step([p, p], g, m, step=0, lr=1e-3)
     # a shared (read-only) gradient is fine
     tiger_step([p, p.copy()], [g[0], g[0]], m, step=0, lr=1e-3)
+
+
+class PublishedTiger:
+    """An independent, literal NumPy transcription of the published tiger.py (TF graph semantics:
+    name regexes, b1 = 1 and g = 0 on NaN, the shrink through tf.where on every micro-step, the
+    update written also with lr = 0 on micro-steps), in float64 with the schedule in float64."""
+
+    def __init__(self, learning_rate, beta, weight_decay, grad_accum_steps, lr_schedule, shrink_ratio):
+        self.lr, self.beta, self.wd = learning_rate, beta, weight_decay
+        self.k, self.schedule, self.s = grad_accum_steps, lr_schedule, shrink_ratio
+        self.iterations = 0
+        self.slots = None
+
+    def apply(self, grads, variables, names):
+        import re
+
+        if self.slots is None:
+            self.slots = [np.zeros_like(v) for v in variables]
+        t, k = self.iterations, self.k
+        b1 = self.beta if t % k == 0 else 1.0
+        b2 = (1 - self.beta) / k
+        lr = self.lr * ref.piecewise_linear(t, self.schedule)
+        lr = lr if (t + 1) % k == 0 else 0.0
+        for grad, var, m, name in zip(grads, variables, self.slots, names):
+            is_nan = bool(np.isnan(grad).any())
+            b1_v = 1.0 if is_nan else b1
+            g = np.zeros_like(grad) if is_nan else grad
+            c, lr_v, d = 0.0, lr, self.wd
+            if re.findall("bias|beta|gamma", name):
+                lr_v, d = lr_v * 0.5, 0.0
+                if "gamma" in name:
+                    c = 1.0
+            elif "embeddings" in name:
+                lr_v = lr_v * np.sqrt(np.mean(var**2, axis=-1, keepdims=True))
+            else:
+                lr_v = lr_v * np.sqrt(np.mean(var**2))
+            m[...] = b1_v * m + b2 * g
+            with np.errstate(invalid="ignore"):
+                u = (np.sign(m) + d * var) * lr_v
+                var[...] = np.where(is_nan, (var - c) * self.s + c, var - u)
+        self.iterations += 1
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_strict_tiger_class_reproduces_published_tiger(rng, k):
+    names = ["encoder/dense/kernel", "encoder/dense/bias", "token_embeddings", "layer_norm/gamma",
+             "layer_norm/beta", "zero_init/kernel"]
+    shapes = [(16, 8), (8,), (50, 12), (12,), (12,), (6, 4)]
+    P = [rng.standard_normal(s) for s in shapes]
+    P[3] = 1.0 + 0.1 * rng.standard_normal(12)
+    P[5] = np.zeros((6, 4))  # RMS 0: never moves in the published algorithm
+    schedule = {6: 1.0, 20: 0.2}
+    published = PublishedTiger(2e-3, 0.945, 0.05, k, schedule, 0.98)
+    ours = Tiger([p.copy() for p in P], lr=2e-3, beta=0.945, weight_decay=0.05, grad_accum_steps=k,
+                 lr_schedule=schedule, shrink_ratio=0.98, names=names, strict_reference=True)
+    theirs = [p.copy() for p in P]
+    for t in range(24):
+        grads = [rng.standard_normal(s) for s in shapes]
+        if t in (3, 9, 10):  # NaN events, including on the first micro-step of a cycle
+            grads[t % len(shapes)][0] = np.nan
+        if t == 15:  # Inf passes through unnoticed
+            grads[0][1, 1] = np.inf
+        published.apply(grads, theirs, names)
+        ours.step(grads)
+    for i, (a, b) in enumerate(zip(ours.params, theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15, err_msg=f"param {i} ({names[i]})")
+    for i, (a, b) in enumerate(zip(ours.moms, published.slots)):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15, err_msg=f"momentum {i}")
+    np.testing.assert_array_equal(ours.params[5], 0)
