@@ -66,6 +66,11 @@ def check_against_reference(P, G, M, P_new, M_new, flags, kw):
         np.testing.assert_array_equal(a, b, err_msg=f"momentum {i} vs storage-precision reference")
     for i, (a, b) in enumerate(zip(P_new, rp)):
         if a.size:
+            # non-finite results (nonfinite="ignore", detect="nan") must sit at the same places
+            np.testing.assert_array_equal(np.isfinite(a), np.isfinite(b))
+            fin = np.isfinite(b)
+            np.testing.assert_array_equal(a[~fin], b[~fin])
+            a, b = a[fin], b[fin]
             eta = eta_bound(P, kw, i)
             d = 1.0 + 0.1 * np.abs(b.astype(np.float64))
             tol = ulp(b, a.dtype) + d * (2 * float(np.spacing(a.dtype.type(eta))) + 1e-12 * eta)
@@ -74,7 +79,7 @@ def check_against_reference(P, G, M, P_new, M_new, flags, kw):
     fp, fm, _ = ref.tiger_step(P, G, M, precision="float64", **kw)
     for i in range(len(P)):
         dt = P[i].dtype
-        if not P[i].size or dt == np.float64 or rf[i] or not np.isfinite(G[i]).all():
+        if not P[i].size or dt == np.float64 or rf[i] or not np.isfinite(G[i]).all() or not np.isfinite(M[i]).all():
             continue  # flagged tensors: m unchanged / the shrink, checked bitwise above
         u = 2.0**-24
         k = kw.get("grad_accum_steps", 1)
@@ -600,3 +605,37 @@ def test_strict_tiger_class_reproduces_published_tiger(rng, k):
     for i, (a, b) in enumerate(zip(ours.moms, published.slots)):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15, err_msg=f"momentum {i}")
     np.testing.assert_array_equal(ours.params[5], 0)
+
+
+from hypothesis import given, settings, HealthCheck, strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_configurations_match_reference(rng, data):
+    """Random lists, dtypes, steps, accumulation and options: the kernel always agrees with the
+    reference (same bounds as above)."""
+    n = data.draw(st.integers(1, 5))
+    shapes = [tuple(data.draw(st.lists(st.integers(0, 40), min_size=0, max_size=3))) for _ in range(n)]
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    k = data.draw(st.integers(1, 4))
+    kw = dict(step=data.draw(st.integers(0, 20)), lr=data.draw(st.floats(0, 0.05)), grad_accum_steps=k,
+              beta=data.draw(st.floats(0, 0.999)),
+              rms_mode=[data.draw(st.sampled_from(["none", "tensor", "row"])) for _ in range(n)],
+              rms_floor=data.draw(st.sampled_from([0.0, 1e-3])),
+              lr_mult=[data.draw(st.floats(0, 2)) for _ in range(n)],
+              weight_decays=[data.draw(st.floats(0, 0.1)) for _ in range(n)],
+              centre=[data.draw(st.sampled_from([0.0, 1.0])) for _ in range(n)],
+              nonfinite=data.draw(st.sampled_from(["shrink", "skip", "ignore"])),
+              scope=data.draw(st.sampled_from(["tensor", "global"])),
+              maximize=data.draw(st.booleans()))
+    if k == 1 and data.draw(st.booleans()):
+        kw["lazy_rows"] = [data.draw(st.booleans()) for _ in range(n)]
+    P, G, M = make(rng, shapes, dtype)
+    for g in G:
+        if g.size and data.draw(st.booleans()):
+            g.reshape(-1)[data.draw(st.integers(0, g.size - 1))] = data.draw(st.sampled_from([np.nan, np.inf, 0.0]))
+        if g.ndim and g.size and data.draw(st.booleans()):
+            g.reshape(-1, g.shape[-1])[0] = 0  # a zero row (lazy rows)
+    P2, M2, flags = run(P, G, M, **kw)
+    check_against_reference(P, G, M, P2, M2, flags, kw)

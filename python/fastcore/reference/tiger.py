@@ -164,6 +164,10 @@ def tiger_step(
             g = -g
         c = dt(centres[i])
         s = dt(shrink_ratio)
+        if p.size == 0:  # nothing to update (the flag still counts)
+            out_p.append(p)
+            out_m.append(m)
+            continue
         if flags[i]:
             if strict_reference or nonfinite == "shrink":
                 m_new = m.copy()
