@@ -80,4 +80,37 @@ def cases(ctx):
         family="tiger", name=f"tiger micro-step f32 checked {label}",
         compiled=lambda: tiger_step(P, G, M, step=0, lr=1e-6, grad_accum_steps=4),
         bytes=12 * n_params, note="12 B/param floor; kernel moves 16 B (non-finite pre-pass)"))
+    out.extend(_cuda_cases(ctx))
+    return out
+
+
+def _cuda_cases(ctx):
+    """H100 targets (issue #4): >= 80% of device copy bandwidth at 1B float32 parameters (20 B
+    per parameter), and 1000 small tensors in <= 2 launches (timed here as well)."""
+    import fastcore
+
+    if not fastcore.cuda_available():
+        return []
+    import cupy as cp
+
+    out = []
+    total = ctx.size(1 << 30, 1 << 24)
+    sizes = _sizes(total, 200, np.random.default_rng(1))
+    P = [cp.random.standard_normal(n, dtype=cp.float32) for n in sizes]
+    G = [cp.random.standard_normal(n, dtype=cp.float32) for n in sizes]
+    M = [cp.zeros(n, cp.float32) for n in sizes]
+    label = f"{sum(sizes) / 2**20:.0f}M params/200 tensors"
+    out.append(Case(family="tiger", name=f"tiger step f32 cuda {label}", device="cuda",
+                    compiled=lambda: tiger_step(P, G, M, step=0, lr=1e-7),
+                    bytes=20 * sum(sizes), note="20 B/param floor; moves 28 B (reduce launch reads p and g)"))
+    out.append(Case(family="tiger", name=f"tiger micro-step f32 cuda {label}", device="cuda",
+                    compiled=lambda: tiger_step(P, G, M, step=0, lr=1e-7, grad_accum_steps=4, found_inf=False),
+                    bytes=12 * sum(sizes), note="12 B/param: one launch"))
+    small = [int(n) for n in np.random.default_rng(2).integers(1, 4096, 1000)]
+    Ps = [cp.random.standard_normal(n, dtype=cp.float32) for n in small]
+    Gs = [cp.random.standard_normal(n, dtype=cp.float32) for n in small]
+    Ms = [cp.zeros(n, cp.float32) for n in small]
+    out.append(Case(family="tiger", name="tiger step f32 cuda 1000 small tensors", device="cuda",
+                    compiled=lambda: tiger_step(Ps, Gs, Ms, step=0, lr=1e-7), bytes=20 * sum(small),
+                    note="2 launches; host-side validation and metadata dominate"))
     return out
