@@ -207,10 +207,7 @@ __global__ void __launch_bounds__(kThreads) reduce_kernel(Work w, Scalars sc) {
 }
 
 // ---- launch 2: the update ---------------------------------------------------------------------
-__device__ __forceinline__ void update_element(const Meta& mt, const Scalars& sc, long long i, float eta, float wd) {
-  const float g = load_as_float(mt.g, mt.p_dtype, i);
-  const float m = load_as_float(mt.m, mt.m_dtype, i);
-  const float p = load_as_float(mt.p, mt.p_dtype, i);
+__device__ __forceinline__ void update_values(const Scalars& sc, float g, float& m, float& p, float eta, float wd) {
   float mn, dir;
   if (sc.lion) {
     dir = sign_of(momentum(sc.b1, m, sc.b2, g));
@@ -219,9 +216,23 @@ __device__ __forceinline__ void update_element(const Meta& mt, const Scalars& sc
     mn = momentum(sc.b1, m, sc.b2, g);
     dir = sign_of(mn);
   }
-  store_from_float(mt.m, mt.m_dtype, i, mn, false, 0);
-  store_from_float(mt.p, mt.p_dtype, i, descend(p, eta, dir, wd), sc.sr != 0, mt.sr_key);
+  m = mn;
+  p = descend(p, eta, dir, wd);
 }
+
+__device__ __forceinline__ void update_element(const Meta& mt, const Scalars& sc, long long i, float eta, float wd) {
+  const float g = load_as_float(mt.g, mt.p_dtype, i);
+  float m = load_as_float(mt.m, mt.m_dtype, i);
+  float p = load_as_float(mt.p, mt.p_dtype, i);
+  update_values(sc, g, m, p, eta, wd);
+  store_from_float(mt.m, mt.m_dtype, i, m, false, 0);
+  store_from_float(mt.p, mt.p_dtype, i, p, sc.sr != 0, mt.sr_key);
+}
+
+// Elements handled per thread per round in the element-wise loops: every load of a round is
+// issued before its stores, so each thread keeps kIlp * 3 loads in flight (the pointers are
+// untyped, so the compiler could not reorder loads across the stores by itself).
+constexpr int kIlp = 4;
 
 __global__ void __launch_bounds__(kThreads) update_kernel(Work w, Scalars sc, unsigned char* flags_out) {
   const long long tile = blockIdx.x;
@@ -246,17 +257,48 @@ __global__ void __launch_bounds__(kThreads) update_kernel(Work w, Scalars sc, un
     return;
   }
   if (!sc.final_step && !sc.strict) {  // hidden accumulation: theta neither read nor written
-    for (long long i = rg.lo + threadIdx.x; i < rg.hi; i += kThreads) {
-      const float g = load_as_float(mt.g, mt.p_dtype, i);
-      const float m = load_as_float(mt.m, mt.m_dtype, i);
-      store_from_float(mt.m, mt.m_dtype, i, momentum(sc.b1, m, sc.b2, g), false, 0);
+    for (long long base = rg.lo + threadIdx.x; base < rg.hi; base += kThreads * kIlp) {
+      float g[kIlp], m[kIlp];
+#pragma unroll
+      for (int j = 0; j < kIlp; ++j) {
+        const long long i = base + j * kThreads;
+        if (i < rg.hi) {
+          g[j] = load_as_float(mt.g, mt.p_dtype, i);
+          m[j] = load_as_float(mt.m, mt.m_dtype, i);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kIlp; ++j) {
+        const long long i = base + j * kThreads;
+        if (i < rg.hi) store_from_float(mt.m, mt.m_dtype, i, momentum(sc.b1, m[j], sc.b2, g[j]), false, 0);
+      }
     }
     return;
   }
   const float wd = static_cast<float>(mt.wd);
   if (mt.rows_per_tile == 0) {
     const float eta = static_cast<float>(w.eta[t]);
-    for (long long i = rg.lo + threadIdx.x; i < rg.hi; i += kThreads) update_element(mt, sc, i, eta, wd);
+    for (long long base = rg.lo + threadIdx.x; base < rg.hi; base += kThreads * kIlp) {
+      float g[kIlp], m[kIlp], p[kIlp];
+#pragma unroll
+      for (int j = 0; j < kIlp; ++j) {
+        const long long i = base + j * kThreads;
+        if (i < rg.hi) {
+          g[j] = load_as_float(mt.g, mt.p_dtype, i);
+          m[j] = load_as_float(mt.m, mt.m_dtype, i);
+          p[j] = load_as_float(mt.p, mt.p_dtype, i);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kIlp; ++j) {
+        const long long i = base + j * kThreads;
+        if (i < rg.hi) {
+          update_values(sc, g[j], m[j], p[j], eta, wd);
+          store_from_float(mt.m, mt.m_dtype, i, m[j], false, 0);
+          store_from_float(mt.p, mt.p_dtype, i, p[j], sr, mt.sr_key);
+        }
+      }
+    }
     return;
   }
   // Row-aligned tiles: a warp per row (lazy rows: skip a row whose gradient is all zero).
