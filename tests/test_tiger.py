@@ -654,3 +654,25 @@ def test_unaligned_views_match_aligned_copies(rng, dtype):
     tiger_step(Pa, Ga, Ma, step=0, lr=1e-3, rms_mode=["tensor", "none", "row"] * 2)
     for a, b in zip(P + M, Pa + Ma):
         np.testing.assert_array_equal(a, b)
+
+
+def test_gpu_fast_validation_path_agrees_with_general_checks():
+    """The CuPy fast path (_gpu_triple_ok) accepts exactly what the general checks accept; checked
+    here with stand-ins that look like CuPy arrays (type module 'cupy...') wrapping NumPy ones."""
+    from fastcore.tiger import _gpu_triple_ok
+
+    class FakeCupy:
+        def __init__(self, a):
+            self.dtype, self.shape, self.flags = a.dtype, a.shape, a.flags
+
+    FakeCupy.__module__ = "cupy._fake"
+    f32, f16 = np.zeros((3, 4), np.float32), np.zeros((3, 4), np.float16)
+    ok = [(f32, f32, f32), (f16, f16, f32)]
+    bad = [(f32, f16, f32), (f16, f16, f16), (f32, np.zeros((4, 3), np.float32), f32),
+           (np.zeros((3, 4), np.float64),) * 3, (np.zeros((4, 3), np.float32).T, f32.T.T, f32),
+           (f32, f32, np.zeros((3, 4), ">f4"))]
+    for p, g, m in ok:
+        assert _gpu_triple_ok(FakeCupy(p), FakeCupy(g), FakeCupy(m))
+    for p, g, m in bad:
+        assert not _gpu_triple_ok(FakeCupy(p), FakeCupy(g), FakeCupy(m))
+    assert not _gpu_triple_ok(f32, f32, f32)  # NumPy arrays are not CuPy arrays

@@ -121,6 +121,19 @@ def _cpu_triple_ok(p: Any, g: Any, m: Any) -> bool:
     return fp.c_contiguous and fg.c_contiguous and fm.c_contiguous and fp.writeable and fm.writeable
 
 
+def _gpu_triple_ok(p: Any, g: Any, m: Any) -> bool:
+    """The CuPy counterpart of _cpu_triple_ok: parameters float32/float16/bfloat16, grads of
+    the same dtype, momenta float32/bfloat16, one shape, all C-contiguous (CuPy arrays are always
+    writeable and in native byte order)."""
+    if not (_backend.is_cupy_array(p) and _backend.is_cupy_array(g) and _backend.is_cupy_array(m)):
+        return False
+    if p.dtype.name not in _GPU_PARAM_DTYPES or g.dtype != p.dtype or m.dtype.name not in _GPU_MOM_DTYPES:
+        return False
+    if not (p.dtype.isnative and m.dtype.isnative) or g.shape != p.shape or m.shape != p.shape:
+        return False
+    return p.flags.c_contiguous and g.flags.c_contiguous and m.flags.c_contiguous
+
+
 def _check_no_aliasing(params: list, moms: list, grads: list) -> None:
     """ValueError when a written array (param or momentum) overlaps any other array of the call.
     A sweep over intervals sorted by start: O(n log n) for long lists."""
@@ -219,7 +232,7 @@ def tiger_step(
     on_gpu = device == "cuda"
     for i in range(n):
         p, g, m = params[i], grads[i], moms[i]
-        if not on_gpu and _cpu_triple_ok(p, g, m):
+        if _gpu_triple_ok(p, g, m) if on_gpu else _cpu_triple_ok(p, g, m):
             continue  # the common case, checked without the (slower) general helpers
         _checks.check_array(p, f"params[{i}]", dtypes=_GPU_PARAM_DTYPES if on_gpu else _CPU_DTYPES,
                             contiguous=True, writeable=True)
