@@ -25,6 +25,8 @@ from ._config import (
 from ._backend import cuda_available
 from ._errors import BackendUnavailableError, CudaError
 from . import reference
+from . import tiger
+from .tiger import Tiger, tiger_step
 
 __all__ = [
     "__version__",
@@ -41,6 +43,9 @@ __all__ = [
     "CudaError",
     "BackendUnavailableError",
     "reference",
+    "tiger",
+    "Tiger",
+    "tiger_step",
 ]
 
 _warn_if_fastai_fastcore_installed()

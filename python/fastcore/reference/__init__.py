@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["exp"]
+from . import tiger  # noqa: E402,F401
+
+__all__ = ["exp", "tiger"]
 
 
 def exp(x):
