@@ -152,3 +152,20 @@ def test_torch_dtype_numpy_cannot_view_is_a_type_error():
     x = torch.ones(3, dtype=torch.bfloat16)
     with pytest.raises(TypeError, match="x: cannot view .*bfloat16"):
         scaled_sum(x)
+
+
+def test_public_functions_take_torch_tensors(rng):
+    torch = pytest.importorskip("torch")
+    import fastcore
+
+    x = torch.from_numpy(rng.standard_normal((3, 7)).astype(np.float32))
+    y = fastcore.sparsemax(x)
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.float32
+    np.testing.assert_array_equal(y.numpy(), fastcore.sparsemax(x.numpy()))
+    loss, grad = fastcore.activations.softmax_cross_entropy(x, torch.tensor([0, 6, 3]))
+    assert isinstance(loss, torch.Tensor) and isinstance(grad, torch.Tensor)
+    # In place through DLPack: the optimizer updates the caller's tensors.
+    p = torch.from_numpy(rng.standard_normal(10).astype(np.float32))
+    before = p.clone()
+    fastcore.tiger_step([p], [torch.ones(10)], [torch.zeros(10)], step=0, lr=0.1)
+    assert not torch.equal(p, before)

@@ -25,7 +25,8 @@ from ._config import (
 from ._backend import cuda_available
 from ._errors import BackendUnavailableError, CudaError
 from . import reference
-from . import tiger
+from . import activations, tiger
+from .activations import entmax15, entmax_bisect, log_softmax, softmax, sparsemax, topk_softmax
 from .tiger import Tiger, tiger_step
 
 __all__ = [
@@ -43,6 +44,13 @@ __all__ = [
     "CudaError",
     "BackendUnavailableError",
     "reference",
+    "activations",
+    "softmax",
+    "log_softmax",
+    "sparsemax",
+    "entmax15",
+    "entmax_bisect",
+    "topk_softmax",
     "tiger",
     "Tiger",
     "tiger_step",

@@ -488,3 +488,9 @@ def _bf16_dtype(p):
     except ImportError as exc:
         raise TypeError(f"momentum_dtype: bfloat16 needs ml_dtypes: {exc}") from None
     return np.dtype(ml_dtypes.bfloat16)
+
+
+from ._interop import export_dlpack  # noqa: E402  (DLPack arrays, e.g. torch tensors, in place)
+
+export_dlpack(globals(), __all__)
+del export_dlpack

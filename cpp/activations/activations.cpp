@@ -1,0 +1,263 @@
+// Layout, threading and the per-row parts that are not SIMD-dispatched (top-k, losses).
+#include "activations/activations.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "activations/rows.hpp"
+#include "common/errors.hpp"
+#include "common/parallel.hpp"
+#include "common/vmath.hpp"
+
+namespace fastcore {
+namespace activations {
+
+namespace {
+
+// Columns gathered per tile when the mapped axis is not the last: 16 float32 = one cache line.
+constexpr std::int64_t kTileColumns = 16;
+
+// Per-thread scratch buffers that persist between calls (a fresh large std::vector per tile
+// would be a fresh mmap and page faults every time). slot tells the buffers of one call apart.
+template <class E>
+E* scratch(int slot, std::size_t size) {
+  thread_local std::vector<E> buffers[4];
+  auto& b = buffers[slot];
+  if (b.size() < size) b.resize(size);
+  return b.data();
+}
+
+// dst[j*n + i] = src[i*inner + j]: `width` strided rows into contiguous ones (and back).
+template <class E>
+void gather(const E* src, std::int64_t n, std::int64_t inner, std::int64_t width, E* dst) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const E* s = src + i * inner;
+    for (std::int64_t j = 0; j < width; ++j) dst[j * n + i] = s[j];
+  }
+}
+template <class E>
+void scatter(const E* src, std::int64_t n, std::int64_t inner, std::int64_t width, E* dst) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    E* d = dst + i * inner;
+    for (std::int64_t j = 0; j < width; ++j) d[j] = src[j * n + i];
+  }
+}
+
+// Runs body(offset, rows, contiguous) over the layout's rows with a fixed partition:
+//   contiguous = true:  rows [offset/n, offset/n + rows) are contiguous rows at `offset`;
+//   contiguous = false: `rows` strided columns starting at element `offset` (stride inner),
+//                       to be gathered by the body.
+// `bytes_per_element` sizes the chunks (grain_for), never the partition's dependence on threads.
+template <class Body>
+void for_row_tiles(const Layout& layout, std::int64_t bytes_per_element, Body&& body) {
+  const std::int64_t n = layout.n;
+  if (layout.inner == 1) {
+    const std::int64_t grain = grain_for(layout.outer, n * bytes_per_element);
+    parallel_for(0, layout.outer, grain, [&](std::int64_t lo, std::int64_t hi) {
+      body(lo * n, hi - lo, true);
+    });
+    return;
+  }
+  const std::int64_t tiles = (layout.inner + kTileColumns - 1) / kTileColumns;
+  const std::int64_t items = layout.outer * tiles;
+  const std::int64_t grain = grain_for(items, n * kTileColumns * bytes_per_element);
+  parallel_for(0, items, grain, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t item = lo; item < hi; ++item) {
+      const std::int64_t o = item / tiles;
+      const std::int64_t c0 = (item % tiles) * kTileColumns;
+      body(o * n * layout.inner + c0, std::min(kTileColumns, layout.inner - c0), false);
+    }
+  });
+}
+
+void forward_rows(int map, const float* x, const std::uint8_t* m, float* y, std::int64_t rows,
+                  std::int64_t n, double scale, double alpha, int n_iter) {
+  FASTCORE_ISA_DISPATCH(forward_rows_f32)(map, x, m, y, rows, n, scale, alpha, n_iter);
+}
+void forward_rows(int map, const double* x, const std::uint8_t* m, double* y, std::int64_t rows,
+                  std::int64_t n, double scale, double alpha, int n_iter) {
+  FASTCORE_ISA_DISPATCH(forward_rows_f64)(map, x, m, y, rows, n, scale, alpha, n_iter);
+}
+void backward_rows(int map, const float* y, const float* dy, float* dx, std::int64_t rows,
+                   std::int64_t n, double scale, double alpha) {
+  FASTCORE_ISA_DISPATCH(backward_rows_f32)(map, y, dy, dx, rows, n, scale, alpha);
+}
+void backward_rows(int map, const double* y, const double* dy, double* dx, std::int64_t rows,
+                   std::int64_t n, double scale, double alpha) {
+  FASTCORE_ISA_DISPATCH(backward_rows_f64)(map, y, dy, dx, rows, n, scale, alpha);
+}
+
+void check_layout(const Layout& layout) {
+  FASTCORE_CHECK(layout.outer >= 0 && layout.n >= 1 && layout.inner >= 0, "bad layout");
+  (void)checked_mul(checked_mul(layout.outer, layout.n), layout.inner);
+}
+
+// Softmax over the k largest entries of one contiguous row; ties at the k-th value go to the
+// lower indices. `order` is scratch of length n.
+template <class T>
+void topk_row(const T* x, T* y, std::int64_t n, std::int64_t k, std::vector<std::int64_t>& order) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (x[i] != x[i] || x[i] == std::numeric_limits<T>::infinity()) {
+      std::fill(y, y + n, std::numeric_limits<T>::quiet_NaN());
+      return;
+    }
+  }
+  order.resize(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  // Strict total order: larger value first, then lower index.
+  auto before = [x](std::int64_t a, std::int64_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
+  std::nth_element(order.begin(), order.begin() + (k - 1), order.end(), before);
+  const std::int64_t kth = order[static_cast<std::size_t>(k - 1)];
+  const T v = x[kth];
+  auto selected = [&](std::int64_t i) { return x[i] > v || (x[i] == v && i <= kth); };
+  T m = -std::numeric_limits<T>::infinity();
+  for (std::int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+  if (m == -std::numeric_limits<T>::infinity()) {
+    std::fill(y, y + n, T(0));
+    return;
+  }
+  double s = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T e = selected(i) ? vmath::exp(static_cast<T>(x[i] - m)) : T(0);
+    y[i] = e;
+    s += static_cast<double>(e);
+  }
+  const T inv = static_cast<T>(1.0 / s);
+  for (std::int64_t i = 0; i < n; ++i) y[i] *= inv;
+}
+
+// Loss of one row from its probabilities p (then p becomes the gradient p - e_t).
+//   cross-entropy: log sum exp(x - m) - (x_t - m)
+//   Fenchel-Young (Blondel et al. 2019): L = <p, x - x_t> + H(p), H the Tsallis entropy:
+//     sparsemax (alpha = 2): H = (1 - sum p^2)/2;  1.5-entmax: H = (1 - sum p^1.5)/0.75.
+// Clamped at 0 (the losses are non-negative; rounding can give -1e-17).
+template <class T>
+T row_loss(Map map, const T* x, T* p, std::int64_t n, std::int64_t t) {
+  double loss;
+  if (p[0] != p[0]) return std::numeric_limits<T>::quiet_NaN();  // a NaN row stays NaN
+  if (map == Map::softmax) {
+    double m = -std::numeric_limits<double>::infinity();
+    for (std::int64_t i = 0; i < n; ++i) m = std::max(m, static_cast<double>(x[i]));
+    double s = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(x[i]) - m);
+    loss = std::log(s) - (static_cast<double>(x[t]) - m);
+  } else {
+    const double xt = static_cast<double>(x[t]);
+    double inner = 0.0, power_sum = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double pi = static_cast<double>(p[i]);
+      if (pi == 0.0) continue;
+      inner += pi * (static_cast<double>(x[i]) - xt);
+      power_sum += map == Map::sparsemax ? pi * pi : pi * std::sqrt(pi);
+    }
+    loss = inner + (map == Map::sparsemax ? 0.5 * (1.0 - power_sum) : (1.0 - power_sum) / 0.75);
+  }
+  p[t] -= T(1);
+  return static_cast<T>(loss > 0 ? loss : 0.0);
+}
+
+}  // namespace
+
+template <class T>
+void forward(Map map, const T* x, const std::uint8_t* mask, T* y, Layout layout, double scale,
+             double alpha, int n_iter) {
+  check_layout(layout);
+  const std::int64_t n = layout.n;
+  const int code = static_cast<int>(map);
+  for_row_tiles(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {
+    if (contiguous) {
+      forward_rows(code, x + offset, mask ? mask + offset : nullptr, y + offset, rows, n, scale,
+                   alpha, n_iter);
+      return;
+    }
+    const auto size = static_cast<std::size_t>(rows * n);
+    T* bx = scratch<T>(0, size);
+    T* by = scratch<T>(1, size);
+    std::uint8_t* bm = mask ? scratch<std::uint8_t>(0, size) : nullptr;
+    gather(x + offset, n, layout.inner, rows, bx);
+    if (mask) gather(mask + offset, n, layout.inner, rows, bm);
+    forward_rows(code, bx, bm, by, rows, n, scale, alpha, n_iter);
+    scatter(by, n, layout.inner, rows, y + offset);
+  });
+}
+
+template <class T>
+void topk_softmax(const T* x, T* y, Layout layout, std::int64_t k) {
+  check_layout(layout);
+  FASTCORE_CHECK(k >= 1 && k <= layout.n, "k out of range");
+  const std::int64_t n = layout.n;
+  for_row_tiles(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {
+    thread_local std::vector<std::int64_t> order;
+    const auto size = static_cast<std::size_t>(contiguous ? 0 : rows * n);
+    T* bx = contiguous ? nullptr : scratch<T>(0, size);
+    T* by = contiguous ? nullptr : scratch<T>(1, size);
+    if (!contiguous) gather(x + offset, n, layout.inner, rows, bx);
+    const T* xs = contiguous ? x + offset : bx;
+    T* ys = contiguous ? y + offset : by;
+    for (std::int64_t r = 0; r < rows; ++r) topk_row(xs + r * n, ys + r * n, n, k, order);
+    if (!contiguous) scatter(by, n, layout.inner, rows, y + offset);
+  });
+}
+
+template <class T>
+void backward(Map map, const T* y, const T* dy, T* dx, Layout layout, double scale, double alpha) {
+  check_layout(layout);
+  const std::int64_t n = layout.n;
+  const int code = static_cast<int>(map);
+  for_row_tiles(layout, 3 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {
+    if (contiguous) {
+      backward_rows(code, y + offset, dy + offset, dx + offset, rows, n, scale, alpha);
+      return;
+    }
+    const auto size = static_cast<std::size_t>(rows * n);
+    T* by = scratch<T>(0, size);
+    T* bdy = scratch<T>(1, size);
+    T* bdx = scratch<T>(2, size);
+    gather(y + offset, n, layout.inner, rows, by);
+    gather(dy + offset, n, layout.inner, rows, bdy);
+    backward_rows(code, by, bdy, bdx, rows, n, scale, alpha);
+    scatter(bdx, n, layout.inner, rows, dx + offset);
+  });
+}
+
+template <class T>
+void loss(Map map, const T* x, const std::int64_t* target, T* loss_out, T* grad, Layout layout) {
+  check_layout(layout);
+  FASTCORE_CHECK(map == Map::softmax || map == Map::sparsemax || map == Map::entmax15,
+                 "no fused loss for this map");
+  const std::int64_t n = layout.n, inner = layout.inner;
+  const int code = static_cast<int>(map);
+  for_row_tiles(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {
+    // Row r of this tile is (o, c): its loss/target index is o*inner + c.
+    const std::int64_t o = offset / (n * inner), c0 = offset % (n * inner);
+    const auto size = static_cast<std::size_t>(contiguous ? 0 : rows * n);
+    T* bx = contiguous ? nullptr : scratch<T>(0, size);
+    T* bp = contiguous ? nullptr : scratch<T>(1, size);
+    if (!contiguous) gather(x + offset, n, inner, rows, bx);
+    const T* xs = contiguous ? x + offset : bx;
+    T* ps = contiguous ? grad + offset : bp;
+    forward_rows(code, xs, nullptr, ps, rows, n, 1.0, 0.0, 0);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int64_t index = contiguous ? offset / n + r : o * inner + c0 + r;
+      const std::int64_t t = target[index];
+      FASTCORE_CHECK(t >= 0 && t < n, "target out of range");
+      loss_out[index] = row_loss(map, xs + r * n, ps + r * n, n, t);
+    }
+    if (!contiguous) scatter(bp, n, inner, rows, grad + offset);
+  });
+}
+
+#define FASTCORE_INSTANTIATE(T)                                                                  \
+  template void forward<T>(Map, const T*, const std::uint8_t*, T*, Layout, double, double, int); \
+  template void topk_softmax<T>(const T*, T*, Layout, std::int64_t);                            \
+  template void backward<T>(Map, const T*, const T*, T*, Layout, double, double);               \
+  template void loss<T>(Map, const T*, const std::int64_t*, T*, T*, Layout);
+FASTCORE_INSTANTIATE(float)
+FASTCORE_INSTANTIATE(double)
+#undef FASTCORE_INSTANTIATE
+
+}  // namespace activations
+}  // namespace fastcore

@@ -1,0 +1,494 @@
+// Row kernels of the probability maps, compiled once per ISA (FASTCORE_ISA_NS).
+//
+// Every reduction runs in kLanes independent lanes over blocks of kBlock elements (the compiler
+// turns the lane loop into vector instructions without changing any rounding), the lanes are
+// combined by a fixed tree and the block partials are added in double in order: the same bits on
+// every ISA, and float32 sums accurate to ~64 ulp per block whatever the row length.
+//
+// The sparse maps (sparsemax, 1.5-entmax, alpha-entmax) work in double on the shifted logits
+// d = z - max(z): d is in (-1, 0] for every entry that can be in the support, which keeps the
+// threshold exact for huge logits (shift invariance) and lets a single candidate pass collect the
+// entries the iterations need (notes/activations.md §6).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "activations/rows.hpp"
+#include "common/vmath.hpp"
+
+namespace fastcore {
+namespace activations {
+namespace FASTCORE_ISA_NS {
+
+namespace {
+
+constexpr int kLanes = 16;
+constexpr std::int64_t kBlock = 1024;
+// Rows up to this many bytes are kept in cache between passes (the output doubles as the
+// buffer); longer rows use the two-pass online softmax (Milakov & Gimelshein 2018).
+constexpr std::int64_t kCachedRowBytes = 256 * 1024;
+constexpr int kMaxIterations = 100;  // Michelot / Newton passes before the sorting fallback
+
+constexpr int kSoftmax = 0, kLogSoftmax = 1, kSparsemax = 2, kEntmax15 = 3, kBisect = 4;
+
+template <class T>
+constexpr T kInf = std::numeric_limits<T>::infinity();
+
+template <class T>
+T lane_tree_sum(T* acc) {
+  for (int width = kLanes / 2; width >= 1; width /= 2)
+    for (int j = 0; j < width; ++j) acc[j] += acc[j + width];
+  return acc[0];
+}
+
+// sum_i f(i) over [0, n) (see the file comment for the order).
+template <class T, class F>
+double ordered_sum(std::int64_t n, F&& f) {
+  double total = 0.0;
+  for (std::int64_t b = 0; b < n; b += kBlock) {
+    const std::int64_t e = std::min(n, b + kBlock);
+    T acc[kLanes] = {};
+    std::int64_t i = b;
+    for (; i + kLanes <= e; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) acc[j] += f(i + j);
+    for (int j = 0; i < e; ++i, ++j) acc[j] += f(i);
+    total += static_cast<double>(lane_tree_sum(acc));
+  }
+  return total;
+}
+
+// z_i = scale*x_i, or -inf where masked. kMasked is a template parameter so the unmasked loops
+// carry no mask test and vectorise cleanly.
+template <bool kMasked, class T>
+T logit(const T* x, const std::uint8_t* mask, std::int64_t i, T scale) {
+  const T z = x[i] * scale;
+  if constexpr (kMasked) return mask[i] ? z : -kInf<T>;
+  (void)mask;
+  return z;
+}
+
+// Row statistics of z = scale*x (masked -> -inf): the max, and whether a NaN or +inf occurs.
+// max over the row of z = scale*x (masked -> -inf). NaNs are ignored here and caught by the
+// exp-sum (exp(NaN) poisons it); +inf shows up as the max.
+template <bool kMasked, class T>
+T row_max(const T* __restrict x, const std::uint8_t* __restrict mask, std::int64_t n, T scale) {
+  T mx[kLanes];
+  for (int j = 0; j < kLanes; ++j) mx[j] = -kInf<T>;
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) {
+      const T z = logit<kMasked>(x, mask, i + j, scale);
+      mx[j] = z > mx[j] ? z : mx[j];
+    }
+  }
+  for (int j = 0; i < n; ++i, ++j) {
+    const T z = logit<kMasked>(x, mask, i, scale);
+    mx[j] = z > mx[j] ? z : mx[j];
+  }
+  T m = mx[0];
+  for (int j = 1; j < kLanes; ++j) m = mx[j] > m ? mx[j] : m;
+  return m;
+}
+
+template <class T>
+void fill(T* y, std::int64_t n, T value) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] = value;
+}
+
+// sum of y[0..n) in the fixed lane/block order.
+template <class T>
+double row_sum(const T* __restrict y, std::int64_t n) {
+  return ordered_sum<T>(n, [&](std::int64_t i) { return y[i]; });
+}
+
+// y[i] = exp(z_i - m): a plain element-wise loop (vectorises like an array exp).
+template <bool kMasked, class T>
+void exp_shifted(const T* __restrict x, const std::uint8_t* __restrict mask, T* __restrict y,
+                 std::int64_t n, T scale, T m) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] = vmath::exp(logit<kMasked>(x, mask, i, scale) - m);
+}
+
+// --- softmax / log-softmax ---------------------------------------------------------------------
+
+// Rows that fit in cache: max (reads x from memory), exp into y, sum, then y *= 1/sum or
+// y = (z - m) - log(sum) — every pass after the first works in cache.
+// Longer rows: per block of kBlock, the block max, exp into y and the block sum, the running sum
+// rescaled when the max grows (online softmax, Milakov & Gimelshein 2018); then a final pass
+// exp(z - m)/sum. Both orders depend only on n, so results are reproducible.
+template <bool kMasked, class T>
+void softmax_row(const T* __restrict x, const std::uint8_t* __restrict mask, T* __restrict y,
+                 std::int64_t n, T scale, bool log) {
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  T m;
+  double s;
+  if (n * static_cast<std::int64_t>(sizeof(T)) <= kCachedRowBytes) {
+    m = row_max<kMasked>(x, mask, n, scale);
+    if (m == kInf<T>) return fill(y, n, nan);
+    if (m == -kInf<T>) {
+      // Nothing unmasked, unless a NaN hides (NaN > -inf is false): NaN wins.
+      for (std::int64_t i = 0; i < n; ++i)
+        if (x[i] != x[i] && (!kMasked || mask[i])) return fill(y, n, nan);
+      return fill(y, n, log ? -kInf<T> : T(0));
+    }
+    exp_shifted<kMasked>(x, mask, y, n, scale, m);
+    s = row_sum(y, n);
+  } else {
+    s = 0.0;
+    m = -kInf<T>;
+    for (std::int64_t b = 0; b < n; b += kBlock) {
+      const std::int64_t len = std::min(kBlock, n - b);
+      const std::uint8_t* mb = kMasked ? mask + b : nullptr;
+      const T bm = row_max<kMasked>(x + b, mb, len, scale);
+      if (bm == kInf<T>) return fill(y, n, nan);
+      if (bm == -kInf<T>) {
+        for (std::int64_t i = 0; i < len; ++i)
+          if (x[b + i] != x[b + i] && (!kMasked || mb[i])) return fill(y, n, nan);
+        continue;
+      }
+      if (bm > m) {
+        if (m != -kInf<T>) s *= std::exp(static_cast<double>(m) - static_cast<double>(bm));
+        m = bm;
+      }
+      exp_shifted<kMasked>(x + b, mb, y + b, len, scale, m);
+      s += row_sum(y + b, len);
+    }
+    if (m == -kInf<T>) return fill(y, n, log ? -kInf<T> : T(0));
+    if (!log) {
+      if (s != s) return fill(y, n, nan);
+      exp_shifted<kMasked>(x, mask, y, n, scale, m);
+    }
+  }
+  if (s != s) return fill(y, n, nan);  // a NaN logit
+  if (log) {
+    const T log_s = static_cast<T>(std::log(s));
+    // (z - m) - log s in exactly this order (pytorch#11752)
+    for (std::int64_t i = 0; i < n; ++i) y[i] = (logit<kMasked>(x, mask, i, scale) - m) - log_s;
+    return;
+  }
+  const T inv = static_cast<T>(1.0 / s);
+  for (std::int64_t i = 0; i < n; ++i) y[i] *= inv;
+}
+
+// --- sparse maps: thresholds -------------------------------------------------------------------
+
+// Exact sparsemax threshold on shifted candidates d (all > -1, max 0) by sorting (fallback).
+double sparsemax_tau_sorted(std::vector<double>& d) {
+  std::sort(d.begin(), d.end(), [](double a, double b) { return a > b; });
+  double prefix = 0.0, tau = -1.0;
+  for (std::size_t k = 1; k <= d.size(); ++k) {
+    prefix += d[k - 1];
+    // k is in the support iff 1 + k d_(k) > sum_{j<=k} d_(j)  (Martins & Astudillo 2016, eq. 3)
+    if (1.0 + static_cast<double>(k) * d[k - 1] > prefix) tau = (prefix - 1.0) / static_cast<double>(k);
+  }
+  return tau;
+}
+
+// Michelot's algorithm (Newton on sum (d - tau)_+ = 1) from tau = -1, which is below the
+// threshold because p_max <= 1; tau increases monotonically and the support shrinks to the exact
+// one in finitely many passes (usually 1-11, notes §6).
+double sparsemax_tau(std::vector<double>& d) {
+  double tau = -1.0;
+  std::int64_t count = -1;
+  for (int it = 0; it < kMaxIterations; ++it) {
+    double sum = 0.0;
+    std::int64_t c = 0;
+    for (double v : d)
+      if (v > tau) sum += v, ++c;
+    if (c == count) return tau;  // support unchanged: tau is the exact threshold of this support
+    const double next = (sum - 1.0) / static_cast<double>(c);
+    if (count >= 0 && !(next >= tau)) break;  // rounding made it non-monotone: sort instead
+    count = c;
+    tau = next;
+  }
+  return sparsemax_tau_sorted(d);
+}
+
+// Exact 1.5-entmax threshold by sorting: tau_k = mu_k - sqrt(1/k - sigma_k^2) for the k with
+// d_(k) >= tau_k >= d_(k+1) (Peters et al. 2019; notes §4).
+double entmax15_tau_sorted(std::vector<double>& d) {
+  std::sort(d.begin(), d.end(), [](double a, double b) { return a > b; });
+  double s1 = 0.0, s2 = 0.0, fallback = -1.0;
+  for (std::size_t k = 1; k <= d.size(); ++k) {
+    s1 += d[k - 1];
+    s2 += d[k - 1] * d[k - 1];
+    const double kk = static_cast<double>(k);
+    const double mu = s1 / kk;
+    const double rad = 1.0 / kk - (s2 / kk - mu * mu);
+    const double tau = mu - std::sqrt(rad > 0 ? rad : 0.0);
+    const double next = k < d.size() ? d[k] : -std::numeric_limits<double>::infinity();
+    if (d[k - 1] >= tau && tau >= next) return tau;
+    if (d[k - 1] > tau) fallback = tau;
+  }
+  return fallback;
+}
+
+// Newton on F(tau) = sum (d - tau)_+^2 - 1 (convex, decreasing) from tau = -1 never overshoots;
+// once the support is settled, the exact root of that support is taken and verified
+// (every support entry >= tau_k >= every other entry) — which proves it is the threshold.
+double entmax15_tau(std::vector<double>& d) {
+  double tau = -1.0;
+  for (int it = 0; it < kMaxIterations; ++it) {
+    double s1 = 0.0, s2 = 0.0, lowest = std::numeric_limits<double>::infinity();
+    std::int64_t c = 0;
+    for (double v : d) {
+      if (v > tau) {
+        const double u = v - tau;
+        s1 += u, s2 += u * u, ++c;
+        lowest = v < lowest ? v : lowest;
+      }
+    }
+    const double kk = static_cast<double>(c);
+    const double mu = s1 / kk;
+    const double rad = 1.0 / kk - (s2 / kk - mu * mu);
+    const double exact = tau + mu - std::sqrt(rad > 0 ? rad : 0.0);
+    if (exact >= tau && lowest >= exact) return exact;
+    const double next = tau + (s2 - 1.0) / (2.0 * s1);
+    if (!(next > tau)) break;  // no progress in floating point: sort instead
+    tau = next;
+  }
+  return entmax15_tau_sorted(d);
+}
+
+// alpha-entmax: p = (d - tau)_+^(1/(alpha-1)) on d = (alpha-1)(z - max z); f(tau) = sum p - 1 is
+// decreasing with f(-1) >= 0 >= f(-n^(1-alpha)). Newton steps, replaced by bisection whenever
+// they leave the bracket; stops when the bracket cannot shrink or after n_iter steps.
+double bisect_tau(const std::vector<double>& d, double alpha, std::int64_t n_active, int n_iter) {
+  const double inv_beta = 1.0 / (alpha - 1.0);
+  double lo = -1.0, hi = -std::pow(static_cast<double>(n_active), 1.0 - alpha);
+  if (!(hi > lo)) return lo;
+  double tau = lo;
+  const int cap = n_iter > 0 ? n_iter : 200;
+  for (int it = 0; it < cap; ++it) {
+    double f = -1.0, df = 0.0;
+    for (double v : d) {
+      if (v > tau) {
+        const double u = v - tau;
+        const double p = std::pow(u, inv_beta);
+        f += p;
+        df -= inv_beta * p / u;
+      }
+    }
+    if (f == 0.0) return tau;
+    if (f > 0) lo = tau; else hi = tau;
+    double next = (df != 0.0) ? tau - f / df : 0.5 * (lo + hi);
+    if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
+    if (next == tau || hi - lo <= 4 * std::numeric_limits<double>::epsilon() * std::fabs(tau)) break;
+    tau = next;
+  }
+  return tau;
+}
+
+thread_local std::vector<double> t_candidates;
+
+// Sparse maps on one row: z = factor*x with factor = scale (sparsemax), scale/2 (1.5-entmax) or
+// (alpha-1)*scale (alpha-entmax), in double; d = z - max z. One vectorised pass finds the max,
+// one gathers the candidates d > -1 (only they can be in the support: p_max <= 1), the threshold
+// is found on the candidates, one pass writes the output.
+template <bool kMasked, class T>
+void sparse_row(int map, const T* __restrict x, const std::uint8_t* __restrict mask,
+                T* __restrict y, std::int64_t n, double scale, double alpha, int n_iter) {
+  const double factor = map == kSparsemax ? scale : map == kEntmax15 ? 0.5 * scale
+                                                                     : (alpha - 1.0) * scale;
+  const double inf = std::numeric_limits<double>::infinity();
+  auto keep = [&](std::int64_t i) {
+    if constexpr (kMasked) return mask[i] != 0;
+    (void)i;
+    return true;
+  };
+  // Pass 1 (in T lanes): max and min of the unmasked x, NaNs, finite entries.
+  T mx[kLanes], mn[kLanes], nans[kLanes], finite[kLanes];
+  for (int j = 0; j < kLanes; ++j) mx[j] = -kInf<T>, mn[j] = kInf<T>, nans[j] = 0, finite[j] = 0;
+  auto visit = [&](int j, std::int64_t i) {
+    const bool k = keep(i);
+    const T v = x[i];
+    mx[j] = (k && v > mx[j]) ? v : mx[j];
+    mn[j] = (k && v < mn[j]) ? v : mn[j];
+    nans[j] += (k && v != v) ? T(1) : T(0);
+    finite[j] += (k && v - v == T(0)) ? T(1) : T(0);
+  };
+  std::int64_t i0 = 0;
+  for (; i0 + kLanes <= n; i0 += kLanes)
+    for (int j = 0; j < kLanes; ++j) visit(j, i0 + j);
+  for (int j = 0; i0 < n; ++i0, ++j) visit(j, i0);
+  T xmax = mx[0], xmin = mn[0];
+  double nan_count = 0, active = 0;
+  for (int j = 0; j < kLanes; ++j) {
+    xmax = mx[j] > xmax ? mx[j] : xmax;
+    xmin = mn[j] < xmin ? mn[j] : xmin;
+    nan_count += nans[j];
+    active += finite[j];
+  }
+  const bool all_masked = xmax == -kInf<T> && xmin == kInf<T>;
+  double m;  // max z
+  if (all_masked) {
+    m = -inf;
+  } else if (factor > 0) {
+    m = factor * static_cast<double>(xmax);
+  } else if (factor < 0) {
+    m = factor * static_cast<double>(xmin);
+  } else {
+    m = (xmax == kInf<T> || xmin == -kInf<T>) ? std::numeric_limits<double>::quiet_NaN() : 0.0;
+  }
+  if (nan_count > 0 || m != m || m == inf) return fill(y, n, std::numeric_limits<T>::quiet_NaN());
+  if (m == -inf) return fill(y, n, T(0));  // nothing left in the row
+
+  auto d_of = [&](std::int64_t i) { return keep(i) ? static_cast<double>(x[i]) * factor - m : -inf; };
+  // Pass 2: candidates. A block of kLanes is tested in T first (a conservative bound, so the
+  // common all-below case costs one vector compare) and only then exactly in double.
+  std::vector<double>& d = t_candidates;
+  d.resize(static_cast<std::size_t>(n));
+  std::size_t count = 0;
+  const T factor_t = static_cast<T>(factor);
+  const double bound = m - 1.0;
+  const T bound_t = static_cast<T>(bound - 8.0 * std::numeric_limits<T>::epsilon() * (std::fabs(bound) + 1.0))
+                    - std::numeric_limits<T>::min();
+  // Branch-free compaction: every value is written, the count advances only for candidates.
+  auto take = [&](std::int64_t i) {
+    const double v = d_of(i);
+    d[count] = v;
+    count += v > -1.0 ? 1 : 0;
+  };
+  std::int64_t b = 0;
+  for (; b + kLanes <= n; b += kLanes) {
+    T hits = 0;
+    for (int j = 0; j < kLanes; ++j) hits += (x[b + j] * factor_t > bound_t) ? T(1) : T(0);
+    if (hits == T(0)) continue;
+    for (int j = 0; j < kLanes; ++j) take(b + j);
+  }
+  for (; b < n; ++b) take(b);
+  d.resize(count);
+
+  // Threshold, then pass 3: the output.
+  if (map == kSparsemax) {
+    const double tau = sparsemax_tau(d);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double u = d_of(i) - tau;
+      y[i] = static_cast<T>(u > 0 ? u : 0.0);
+    }
+  } else if (map == kEntmax15) {
+    const double tau = entmax15_tau(d);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double u = d_of(i) - tau;
+      y[i] = static_cast<T>(u > 0 ? u * u : 0.0);
+    }
+  } else {
+    const double tau = bisect_tau(d, alpha, static_cast<std::int64_t>(active), n_iter);
+    const double inv_beta = 1.0 / (alpha - 1.0);
+    double total = 0.0;
+    for (double v : d)
+      if (v > tau) total += std::pow(v - tau, inv_beta);
+    // Renormalise so the row sums to 1 even when the iteration stopped early (as entmax does).
+    const double inv_total = total > 0 ? 1.0 / total : 0.0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double u = d_of(i) - tau;
+      y[i] = static_cast<T>(u > 0 ? std::pow(u, inv_beta) * inv_total : 0.0);
+    }
+  }
+}
+
+// --- backward ----------------------------------------------------------------------------------
+
+template <class T>
+void backward_row(int map, const T* y, const T* dy, T* dx, std::int64_t n, T scale, double alpha) {
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  switch (map) {
+    case kSoftmax: {  // dx = y (dy - <y, dy>)
+      const T dot = static_cast<T>(ordered_sum<T>(n, [&](std::int64_t i) { return y[i] * dy[i]; }));
+      for (std::int64_t i = 0; i < n; ++i) dx[i] = (y[i] * (dy[i] - dot)) * scale;
+      return;
+    }
+    case kLogSoftmax: {  // dx = dy - softmax * sum(dy); entries with y = -inf (masked) get 0
+      const T total = static_cast<T>(ordered_sum<T>(n, [&](std::int64_t i) {
+        const T d = dy[i], on = y[i] == -kInf<T> ? T(0) : T(1);  // see the sparsemax note below
+        return on != T(0) ? d : T(0);
+      }));
+      for (std::int64_t i = 0; i < n; ++i)
+        dx[i] = y[i] == -kInf<T> ? T(0) : (dy[i] - vmath::exp(y[i]) * total) * scale;
+      return;
+    }
+    case kSparsemax: {  // dx_i = s_i (dy_i - mean_S dy), S the support (Martins & Astudillo §2.5)
+      const double count = ordered_sum<T>(n, [&](std::int64_t i) { return y[i] > 0 ? T(1) : T(0); });
+      const double nans = ordered_sum<T>(n, [&](std::int64_t i) { return y[i] != y[i] ? T(1) : T(0); });
+      if (nans > 0) return fill(dx, n, nan);
+      if (count == 0) return fill(dx, n, T(0));
+      const T mean = static_cast<T>(
+          ordered_sum<T>(n, [&](std::int64_t i) {
+            // both operands loaded first (also in log-softmax above): GCC 12's masked-load vectorisation of `y > 0 ? dy : 0`
+            // inside the lane loop summed zeros on AVX2 (caught by the SIMD-level test)
+            const T d = dy[i], on = y[i] > 0 ? T(1) : T(0);
+            return on != T(0) ? d : T(0);
+          }) / count);
+      for (std::int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0 ? (dy[i] - mean) * scale : T(0);
+      return;
+    }
+    default: {  // alpha-entmax: g = p^(2-alpha) on S, dx = g dy - g <g, dy>/sum g (Peters et al.)
+      const bool is15 = map == kEntmax15;
+      const double power = 2.0 - alpha;
+      auto g_of = [&](std::int64_t i) -> T {
+        if (!(y[i] > 0)) return y[i] != y[i] ? nan : T(0);
+        return is15 ? std::sqrt(y[i]) : static_cast<T>(std::pow(static_cast<double>(y[i]), power));
+      };
+      const double nans = ordered_sum<T>(n, [&](std::int64_t i) { return y[i] != y[i] ? T(1) : T(0); });
+      if (nans > 0) return fill(dx, n, nan);
+      const double sum_g = ordered_sum<T>(n, g_of);
+      if (sum_g == 0) return fill(dx, n, T(0));
+      const T ratio = static_cast<T>(
+          ordered_sum<T>(n, [&](std::int64_t i) { return g_of(i) * dy[i]; }) / sum_g);
+      for (std::int64_t i = 0; i < n; ++i) {
+        const T g = g_of(i);
+        dx[i] = g == T(0) ? T(0) : (g * (dy[i] - ratio)) * scale;
+      }
+      return;
+    }
+  }
+}
+
+template <class T>
+void forward_rows(int map, const T* x, const std::uint8_t* mask, T* y, std::int64_t rows,
+                  std::int64_t n, double scale, double alpha, int n_iter) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * n;
+    const std::uint8_t* mr = mask ? mask + r * n : nullptr;
+    T* yr = y + r * n;
+    if ((map == kSoftmax || map == kLogSoftmax) && mr != nullptr)
+      softmax_row<true>(xr, mr, yr, n, static_cast<T>(scale), map == kLogSoftmax);
+    else if (map == kSoftmax || map == kLogSoftmax)
+      softmax_row<false>(xr, mr, yr, n, static_cast<T>(scale), map == kLogSoftmax);
+    else if (mr != nullptr)
+      sparse_row<true>(map, xr, mr, yr, n, scale, alpha, n_iter);
+    else
+      sparse_row<false>(map, xr, mr, yr, n, scale, alpha, n_iter);
+  }
+}
+
+template <class T>
+void backward_rows(int map, const T* y, const T* dy, T* dx, std::int64_t rows, std::int64_t n,
+                   double scale, double alpha) {
+  for (std::int64_t r = 0; r < rows; ++r)
+    backward_row(map, y + r * n, dy + r * n, dx + r * n, n, static_cast<T>(scale), alpha);
+}
+
+}  // namespace
+
+void forward_rows_f32(int map, const float* x, const std::uint8_t* mask, float* y,
+                      std::int64_t rows, std::int64_t n, double scale, double alpha, int n_iter) {
+  forward_rows(map, x, mask, y, rows, n, scale, alpha, n_iter);
+}
+void forward_rows_f64(int map, const double* x, const std::uint8_t* mask, double* y,
+                      std::int64_t rows, std::int64_t n, double scale, double alpha, int n_iter) {
+  forward_rows(map, x, mask, y, rows, n, scale, alpha, n_iter);
+}
+void backward_rows_f32(int map, const float* y, const float* dy, float* dx, std::int64_t rows,
+                       std::int64_t n, double scale, double alpha) {
+  backward_rows(map, y, dy, dx, rows, n, scale, alpha);
+}
+void backward_rows_f64(int map, const double* y, const double* dy, double* dx, std::int64_t rows,
+                       std::int64_t n, double scale, double alpha) {
+  backward_rows(map, y, dy, dx, rows, n, scale, alpha);
+}
+
+}  // namespace FASTCORE_ISA_NS
+}  // namespace activations
+}  // namespace fastcore

@@ -1,0 +1,462 @@
+"""fastcore.activations against the float64 references (fastcore.reference.activations), the
+mathematical properties of each map, the backward passes and losses, determinism and bad input.
+
+Tolerances (probabilities lie in [0, 1], so absolute errors are the natural measure):
+- float64: 1e-13 — sums of up to 65537 terms in blocked order, each term correct to ~1 ulp.
+- float32: softmax 2e-6 (the project exp is <= 1.06 ulp; scale*x and the sum are rounded in float32:
+  a few ulp of 1); the sparse maps compute thresholds in float64 from the float32 inputs, so
+  their outputs are the float64 result rounded once: 2 ulp of 1 = 2.4e-7.
+- log-softmax: relative 1e-6 (float32) / 1e-13 (float64) on values of size up to ~20.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastcore
+from fastcore import activations as A
+from fastcore.reference import activations as R
+from fastcore.testing import simd_levels
+
+MAPS = ["softmax", "log_softmax", "sparsemax", "entmax15"]
+PROB_MAPS = ["softmax", "sparsemax", "entmax15"]
+DTYPES = [np.float32, np.float64]
+
+
+def atol_for(name, dtype):
+    if dtype == np.float64:
+        return 1e-13
+    return 2e-6 if name in ("softmax", "log_softmax", "bisect") else 2.4e-7
+
+
+def assert_map_close(name, got, want, dtype):
+    got = np.asarray(got, dtype=np.float64)
+    assert got.shape == want.shape
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(np.isinf(got), np.isinf(want))
+    finite = np.isfinite(want)
+    if name == "log_softmax":
+        rtol = 1e-6 if dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(got[finite], want[finite], rtol=rtol, atol=rtol)
+    else:
+        np.testing.assert_allclose(got[finite], want[finite], rtol=0, atol=atol_for(name, dtype))
+
+
+def logits(rng, shape, dtype, spread=3.0):
+    return (rng.standard_normal(shape) * spread).astype(dtype)
+
+
+# --- values against the references --------------------------------------------------------------
+
+def test_golden_values():
+    x = np.array([-2.0, 0.0, 0.5])
+    np.testing.assert_allclose(A.softmax(x), [0.0486, 0.3592, 0.5922], atol=5e-5)
+    np.testing.assert_allclose(A.sparsemax(x), [0.0, 0.25, 0.75], atol=1e-15)
+    np.testing.assert_allclose(A.entmax15(x), [0.0, 0.3260, 0.6740], atol=5e-5)
+    # Two classes [t, 0]: sparsemax p1 = clip((t+1)/2), 1.5-entmax p1 = ((t + sqrt(8 - t^2))/4)^2.
+    for t in (-1.5, -0.3, 0.0, 0.7, 1.9):
+        two = np.array([t, 0.0])
+        assert A.sparsemax(two)[0] == pytest.approx(np.clip((t + 1) / 2, 0, 1), abs=1e-15)
+        assert A.entmax15(two)[0] == pytest.approx(((t + np.sqrt(8 - t * t)) / 4) ** 2, abs=1e-14)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 31, 32, 33, 1000, 1025, 4097, 65537])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_maps_match_reference_along_last_axis(rng, n, dtype):
+    rows = 2 if n > 5000 else 5
+    x = logits(rng, (rows, n), dtype)
+    for name in MAPS:
+        assert_map_close(name, getattr(A, name)(x), getattr(R, name)(x), dtype)
+
+
+@pytest.mark.parametrize("shape, axis", [((4, 37, 5), 1), ((37, 6), 0), ((3, 4, 67), 0),
+                                         ((2, 3, 17, 19), 2), ((5, 1, 3), 1), ((40, 130), 0)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_any_axis_matches_reference(rng, shape, axis, dtype):
+    x = logits(rng, shape, dtype)
+    for name in MAPS:
+        got = getattr(A, name)(x, axis=axis)
+        assert_map_close(name, got, getattr(R, name)(x, axis=axis), dtype)
+        # The same row through the strided path and the contiguous path: identical bits.
+        moved = np.ascontiguousarray(np.moveaxis(x, axis, -1))
+        assert np.array_equal(np.moveaxis(got, axis, -1), getattr(A, name)(moved))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [0.25, 3.0, -1.5, 0.0])
+def test_scale_is_an_inverse_temperature(rng, dtype, scale):
+    x = logits(rng, (6, 50), dtype)
+    for name in MAPS:
+        assert_map_close(name, getattr(A, name)(x, scale=scale), getattr(R, name)(x, scale=scale), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("alpha", [1.25, 1.5, 2.0, 3.0])
+def test_entmax_bisect_matches_reference(rng, dtype, alpha):
+    x = logits(rng, (6, 300), dtype)
+    got = A.entmax_bisect(x, alpha)
+    want = R.entmax_bisect(x, alpha)
+    np.testing.assert_allclose(got, want, atol=1e-6 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+def test_entmax_bisect_agrees_with_the_exact_maps(rng):
+    x = logits(rng, (8, 200), np.float64)
+    np.testing.assert_allclose(A.entmax_bisect(x, 1.5), A.entmax15(x), atol=1e-12)
+    np.testing.assert_allclose(A.entmax_bisect(x, 2.0), A.sparsemax(x), atol=1e-12)
+    # A fixed iteration budget still returns a distribution.
+    y = A.entmax_bisect(x, 1.7, n_iter=3)
+    np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-12)
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", PROB_MAPS)
+def test_simplex(rng, dtype, name):
+    x = logits(rng, (20, 257), dtype, spread=rng.choice([0.1, 1.0, 10.0]))
+    y = getattr(A, name)(x)
+    assert np.all(y >= 0)
+    n_eps = 257 * np.finfo(dtype).eps
+    np.testing.assert_allclose(y.astype(np.float64).sum(-1), 1.0, atol=4 * n_eps)
+
+
+@pytest.mark.parametrize("name", MAPS)
+@pytest.mark.parametrize("c", [1e4, -1e4])
+def test_shift_invariance(rng, name, c):
+    x = logits(rng, (4, 100), np.float64)
+    np.testing.assert_allclose(getattr(A, name)(x + c), getattr(A, name)(x), atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", MAPS)
+def test_shift_in_float32_matches_reference_of_shifted_input(rng, name):
+    x = logits(rng, (4, 100), np.float32) + np.float32(1e4)
+    assert_map_close(name, getattr(A, name)(x), getattr(R, name)(x), np.float32)
+
+
+@pytest.mark.parametrize("name", MAPS)
+def test_permutation_equivariance_and_monotonicity(rng, name):
+    x = logits(rng, (3, 64), np.float64)
+    perm = rng.permutation(64)
+    y = getattr(A, name)(x)
+    np.testing.assert_allclose(getattr(A, name)(x[:, perm]), y[:, perm], atol=1e-14)
+    for r in range(3):
+        order = np.argsort(x[r])
+        assert np.all(np.diff(y[r][order]) >= 0)
+
+
+def test_sparsemax_kkt(rng):
+    for spread in (0.2, 1.0, 5.0, 50.0):
+        x = logits(rng, (10, 300), np.float64, spread)
+        p = A.sparsemax(x)
+        for r in range(10):
+            s = p[r] > 0
+            tau = x[r][s] - p[r][s]
+            assert np.ptp(tau) < 1e-12               # z_i - p_i = tau on the support
+            assert np.all(x[r][~s] <= tau[0] + 1e-12)  # z_j <= tau off it
+
+
+def test_entmax15_kkt(rng):
+    for spread in (0.2, 1.0, 5.0, 50.0):
+        x = logits(rng, (10, 300), np.float64, spread)
+        p = A.entmax15(x)
+        for r in range(10):
+            s = p[r] > 0
+            tau = x[r][s] / 2 - np.sqrt(p[r][s])
+            assert np.ptp(tau) < 1e-12
+            assert np.all(x[r][~s] / 2 <= tau[0] + 1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_hard_inputs_for_the_sparse_maps(dtype):
+    """Ties, huge magnitudes, tiny spreads, n = 1 and 2, all-equal rows, ramps."""
+    cases = [np.zeros(7), np.full(5, 3.0), np.array([1.0]), np.array([2.0, 2.0]),
+             np.array([1e30, 1e30, -1e30]) if dtype == np.float64 else np.array([1e30, 1e30, -1e30]),
+             np.array([0.5, 0.5, 0.5, -0.5, -0.5]), np.linspace(0, 1, 4097), np.linspace(0, 30, 1000),
+             np.array([1.0, 1.0 - 1e-7, 1.0 - 2e-7]), np.arange(50.0) * 1e-9]
+    for x in cases:
+        x = x.astype(dtype)
+        for name in ("sparsemax", "entmax15", "softmax"):
+            assert_map_close(name, getattr(A, name)(x), getattr(R, name)(x), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mask_equals_deleting_the_columns(rng, dtype):
+    x = logits(rng, (6, 40), dtype)
+    keep = rng.random(40) > 0.4
+    for name in MAPS:
+        full = getattr(A, name)(x, mask=keep)
+        alone = getattr(A, name)(x[:, keep])
+        assert_map_close(name, full[:, keep], alone.astype(np.float64), dtype)
+        assert np.all(full[:, ~keep] == (-np.inf if name == "log_softmax" else 0.0))
+        # -inf logits behave exactly like masked entries.
+        xinf = x.copy()
+        xinf[:, ~keep] = -np.inf
+        assert np.array_equal(getattr(A, name)(xinf), full)
+
+
+def test_mask_broadcasts(rng):
+    x = logits(rng, (3, 4, 10), np.float64)
+    mask = rng.random((1, 4, 10)) > 0.3
+    mask[:, :, 0] = True
+    np.testing.assert_allclose(A.softmax(x, mask=mask), R.softmax(x, mask=mask), atol=1e-14)
+
+
+@pytest.mark.parametrize("name", MAPS)
+def test_fully_masked_rows_give_zeros_not_nan(rng, name):
+    x = logits(rng, (3, 9), np.float64)
+    mask = np.ones((3, 9), bool)
+    mask[1] = False
+    y = getattr(A, name)(x, mask=mask)
+    expected = -np.inf if name == "log_softmax" else 0.0
+    assert np.all(y[1] == expected)
+    assert np.all(np.isfinite(y[[0, 2]]) | (name == "log_softmax"))
+    xinf = x.copy()
+    xinf[1] = -np.inf
+    assert np.array_equal(getattr(A, name)(xinf), y)
+
+
+@pytest.mark.parametrize("name", MAPS + ["entmax_bisect"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_and_plus_inf_poison_their_row_only(rng, name, bad):
+    x = logits(rng, (4, 2000), np.float32)   # 2000: also the candidate/blocked paths
+    clean = getattr(A, name)(x)
+    x[2, 777] = bad
+    y = getattr(A, name)(x)
+    assert np.all(np.isnan(y[2]))
+    assert np.array_equal(np.delete(y, 2, axis=0), np.delete(clean, 2, axis=0))
+
+
+def test_long_rows_use_the_online_path_and_still_match(rng):
+    x = logits(rng, (2, 100_003), np.float32)   # > 256 KiB per row
+    x[0, 50_000:] += 5                           # the max moves late in the row
+    for name in MAPS:
+        assert_map_close(name, getattr(A, name)(x), getattr(R, name)(x), np.float32)
+    m = rng.random(x.shape) > 0.5
+    assert_map_close("softmax", A.softmax(x, mask=m), R.softmax(x, mask=m), np.float32)
+
+
+# --- top-k softmax --------------------------------------------------------------------------------
+
+def test_topk_softmax(rng):
+    x = logits(rng, (5, 30), np.float64)
+    for k in (1, 4, 29, 30):
+        np.testing.assert_allclose(A.topk_softmax(x, k), R.topk_softmax(x, k), atol=1e-14)
+    np.testing.assert_allclose(A.topk_softmax(x, 30), A.softmax(x), atol=1e-14)
+    # ties at the k-th value: the lower index wins
+    tied = np.array([1.0, 3.0, 2.0, 2.0, 2.0, 0.0])
+    y = A.topk_softmax(tied, 3)
+    assert np.array_equal(y > 0, [False, True, True, True, False, False])
+    assert np.array_equal(A.topk_softmax(np.ones(4, np.float32), 2) > 0, [True, True, False, False])
+    np.testing.assert_allclose(A.topk_softmax(x, 3, axis=0), R.topk_softmax(x, 3, axis=0), atol=1e-14)
+
+
+# --- backward -------------------------------------------------------------------------------------
+
+BACKWARD = {"softmax": A.softmax_backward, "log_softmax": A.log_softmax_backward,
+            "sparsemax": A.sparsemax_backward, "entmax15": A.entmax15_backward}
+REF_BACKWARD = {"softmax": R.softmax_backward, "log_softmax": R.log_softmax_backward,
+                "sparsemax": R.sparsemax_backward, "entmax15": R.entmax15_backward}
+
+
+@pytest.mark.parametrize("name", MAPS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, axis", [((7, 33), -1), ((33, 5), 0), ((2, 9, 4), 1)])
+def test_backward_matches_closed_form_jacobians(rng, name, dtype, shape, axis):
+    x = logits(rng, shape, dtype)
+    y = getattr(A, name)(x, axis=axis)
+    dy = rng.standard_normal(shape).astype(dtype)
+    got = BACKWARD[name](y, dy, axis=axis, scale=1.5)
+    want = REF_BACKWARD[name](y, dy, axis=axis, scale=1.5)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(got, want, atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("name", MAPS + ["entmax_bisect"])
+def test_backward_matches_finite_differences(rng, name):
+    """Central differences of the forward map in float64 (h = 1e-6: error ~h^2 + eps/h ~ 1e-10),
+    for y = map(scale*x); away from the support boundary (the maps are smooth there)."""
+    scale, alpha = 0.8, 1.7
+    x = logits(rng, (3, 12), np.float64)
+    dy = rng.standard_normal(x.shape)
+
+    def forward(v):
+        if name == "entmax_bisect":
+            return A.entmax_bisect(v, alpha)
+        return getattr(A, name)(v, scale=scale)
+
+    y = forward(x)
+    if name == "entmax_bisect":
+        dx = A.entmax_bisect_backward(y, dy, alpha)
+    else:
+        dx = BACKWARD[name](y, dy, scale=scale)
+    h = 1e-6
+    numeric = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[idx] = h
+        numeric[idx] = np.sum((forward(x + e) - forward(x - e)) * dy) / (2 * h)
+    np.testing.assert_allclose(dx, numeric, atol=2e-7)
+
+
+def test_backward_masked_entries_get_zero_gradient(rng):
+    x = logits(rng, (4, 10), np.float64)
+    mask = rng.random((4, 10)) > 0.4
+    mask[2] = False
+    dy = rng.standard_normal(x.shape)
+    for name in MAPS:
+        y = getattr(A, name)(x, mask=mask)
+        dx = BACKWARD[name](y, dy)
+        assert np.all(dx[~mask] == 0) and np.all(np.isfinite(dx))
+
+
+# --- losses ---------------------------------------------------------------------------------------
+
+LOSSES = {"softmax": (A.softmax_cross_entropy, R.softmax_cross_entropy, A.softmax),
+          "sparsemax": (A.sparsemax_loss, R.sparsemax_loss, A.sparsemax),
+          "entmax15": (A.entmax15_loss, R.entmax15_loss, A.entmax15)}
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, axis", [((9, 17), -1), ((17, 4), 0), ((3, 5, 6), 1)])
+def test_losses_match_reference(rng, name, dtype, shape, axis):
+    loss_fn, ref_fn, map_fn = LOSSES[name]
+    x = logits(rng, shape, dtype)
+    row_shape = tuple(s for i, s in enumerate(shape) if i != axis % len(shape))
+    target = rng.integers(0, shape[axis], size=row_shape)
+    loss, grad = loss_fn(x, target, axis=axis)
+    want_loss, want_grad = ref_fn(x, target, axis=axis)
+    tol = 1e-12 if dtype == np.float64 else 3e-6
+    np.testing.assert_allclose(loss, want_loss, atol=tol, rtol=tol)
+    np.testing.assert_allclose(grad, want_grad, atol=tol)
+    assert np.all(loss >= 0)
+    onehot = np.moveaxis(np.eye(shape[axis])[target], -1, axis % len(shape))
+    np.testing.assert_allclose(grad, map_fn(x, axis=axis) - onehot, atol=tol)
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_loss_gradient_by_finite_differences(rng, name):
+    loss_fn = LOSSES[name][0]
+    x = logits(rng, (2, 7), np.float64)
+    target = np.array([3, 0])
+    _, grad = loss_fn(x, target)
+    h = 1e-6
+    for idx in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[idx] = h
+        numeric = (loss_fn(x + e, target)[0].sum() - loss_fn(x - e, target)[0].sum()) / (2 * h)
+        assert grad[idx] == pytest.approx(numeric, abs=1e-7)
+
+
+def test_fenchel_young_loss_is_zero_at_a_confident_correct_prediction():
+    x = np.array([[10.0, 0.0, -1.0]])
+    for name in ("sparsemax", "entmax15"):
+        loss, grad = LOSSES[name][0](x, np.array([0]))
+        assert loss[0] == 0.0 and np.all(grad == 0)
+
+
+# --- determinism ---------------------------------------------------------------------------------
+
+def _all_outputs(x, dy, target, mask):
+    outs = [getattr(A, name)(x, mask=mask) for name in MAPS]
+    outs += [getattr(A, name)(x, axis=0) for name in MAPS]
+    outs.append(A.entmax_bisect(x, 1.3))
+    outs.append(A.topk_softmax(x, 5))
+    outs += [BACKWARD[name](getattr(A, name)(x), dy) for name in MAPS]
+    outs += [v for name in LOSSES for v in LOSSES[name][0](x, target)]
+    return outs
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bitwise_identical_for_any_thread_count_and_simd_level(rng, dtype, restore_threads, restore_simd):
+    x = logits(rng, (67, 1500), dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    target = rng.integers(0, 1500, size=67)
+    mask = rng.random(x.shape) > 0.2
+    fastcore.set_num_threads(1)
+    base = _all_outputs(x, dy, target, mask)
+    runs = []
+    fastcore.set_num_threads(2)
+    runs.append(_all_outputs(x, dy, target, mask))
+    for level in simd_levels():
+        fastcore.set_simd_level(level)
+        runs.append(_all_outputs(x, dy, target, mask))
+    for run in runs:
+        for a, b in zip(base, run):
+            assert a.tobytes() == b.tobytes()
+
+
+# --- arrays: out=, strides, empty ----------------------------------------------------------------
+
+def test_out_argument_and_non_contiguous_input(rng):
+    x = logits(rng, (8, 30), np.float32)
+    out = np.empty_like(x)
+    assert A.softmax(x, out=out) is out
+    strided = logits(rng, (8, 60), np.float32)[:, ::2]
+    assert np.array_equal(A.sparsemax(strided), A.sparsemax(np.ascontiguousarray(strided)))
+    assert A.softmax(np.empty((0, 5), np.float32)).shape == (0, 5)
+    assert A.softmax(np.empty((3, 0))).shape == (3, 0)
+    loss, grad = A.softmax_cross_entropy(np.empty((0, 4)), np.empty(0, np.int64))
+    assert loss.shape == (0,) and grad.shape == (0, 4)
+
+
+def test_lists_are_accepted():
+    np.testing.assert_allclose(A.sparsemax([-2.0, 0.0, 0.5]), [0, 0.25, 0.75])
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+def test_bad_input_raises_clear_errors(rng):
+    x = logits(rng, (4, 6), np.float64)
+    with pytest.raises(TypeError, match="x: expected dtype"):
+        A.softmax(x.astype(np.int32))
+    with pytest.raises(TypeError, match="x: expected dtype"):
+        A.softmax(x.astype(np.complex128))
+    with pytest.raises(ValueError, match="x: expected at least 1 dimension"):
+        A.softmax(np.float64(3.0))
+    with pytest.raises(ValueError, match="axis: axis 2 is out of range"):
+        A.sparsemax(x, axis=2)
+    with pytest.raises(TypeError, match="axis"):
+        A.sparsemax(x, axis=1.0)
+    with pytest.raises(ValueError, match="alpha: expected a value > 1"):
+        A.entmax_bisect(x, alpha=1.0)
+    with pytest.raises(ValueError, match="alpha"):
+        A.entmax_bisect(x, alpha=np.nan)
+    with pytest.raises(ValueError, match="n_iter"):
+        A.entmax_bisect(x, n_iter=0)
+    with pytest.raises(ValueError, match="k: expected an integer >= 1"):
+        A.topk_softmax(x, 0)
+    with pytest.raises(ValueError, match="k: expected an integer <= 6"):
+        A.topk_softmax(x, 7)
+    with pytest.raises(ValueError, match="mask: shape .* not broadcastable"):
+        A.softmax(x, mask=np.ones((4, 5), bool))
+    with pytest.raises(TypeError, match="mask: expected a boolean array"):
+        A.softmax(x, mask=np.ones((4, 6)))
+    with pytest.raises(ValueError, match="out: expected shape"):
+        A.softmax(x, out=np.empty((4, 5)))
+    with pytest.raises(TypeError, match="out: expected dtype"):
+        A.softmax(x, out=np.empty((4, 6), np.float32))
+    with pytest.raises(ValueError, match="out: must not overlap x"):
+        A.softmax(x, out=x)
+    readonly = np.empty_like(x)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="out"):
+        A.softmax(x, out=readonly)
+    with pytest.raises(ValueError, match="scale"):
+        A.softmax(x, scale=np.inf)
+    with pytest.raises(ValueError, match="target: expected values in \\[0, 6\\)"):
+        A.softmax_cross_entropy(x, np.array([0, 1, 6, 2]))
+    with pytest.raises(ValueError, match="target: expected values in"):
+        A.sparsemax_loss(x, np.array([0, 1, -1, 2]))
+    with pytest.raises(ValueError, match="target"):
+        A.entmax15_loss(x, np.array([0, 1]))
+    with pytest.raises(TypeError, match="target: expected an integer array"):
+        A.softmax_cross_entropy(x, np.zeros(4))
+    with pytest.raises(ValueError, match="dy: expected shape"):
+        A.softmax_backward(x, x[:, :5])
+    with pytest.raises(TypeError, match="dy: expected dtype"):
+        A.softmax_backward(x, x.astype(np.float32))
+    with pytest.raises(TypeError, match="x: expected an array"):
+        A.softmax("not an array")
