@@ -18,8 +18,13 @@ Semantics, the same for every map and backend:
   the upstream gradient dy, and return dx = scale·Jᵀdy for the map's input x.
 - Results are bitwise identical for any number of threads and every SIMD level.
 
-dtypes: CPU float32 and float64 (the sparse maps compute thresholds in float64). The output has
-the input's dtype. Empty arrays give empty results.
+dtypes: CPU float32 and float64; CUDA (CuPy arrays) float16, bfloat16, float32 — stored as given,
+computed in float32 — and float64. The sparse maps compute their thresholds in float64 everywhere.
+The output has the input's dtype. Empty arrays give empty results.
+
+On the GPU the maps and backward passes are CUDA kernels (a block per row when the axis is the
+last one, a thread per column otherwise); ``topk_softmax`` and the losses are composed from the
+compiled map and CuPy operations.
 """
 
 from __future__ import annotations
@@ -70,6 +75,10 @@ def _backend_module(device: str):
     return module.activations
 
 
+# dtype codes of cuda/activations/activations.cuh
+_CUDA_DTYPE = {"float32": 0, "float16": 1, "bfloat16": 2, "float64": 3}
+
+
 def _contiguous(x, device):
     xp = _backend.array_module(device) if device != "cpu" else np
     return xp.ascontiguousarray(x)
@@ -109,8 +118,14 @@ def _forward(code, x, axis, scale, mask, out, alpha=0.0, n_iter=0):
     if x.size == 0:
         return y
     outer, n, inner = split_axis(x.shape, axis)
-    _backend_module(device).forward(code, _contiguous(x, device), mask_bytes, y, outer, n, inner,
-                                    scale, alpha, n_iter)
+    module = _backend_module(device)
+    x = _contiguous(x, device)
+    if device == "cpu":
+        module.forward(code, x, mask_bytes, y, outer, n, inner, scale, alpha, n_iter)
+    else:
+        ptr = _backend.data_pointer
+        module.forward(code, _CUDA_DTYPE[x.dtype.name], ptr(x), 0 if mask_bytes is None else ptr(mask_bytes),
+                       ptr(y), outer, n, inner, scale, alpha, n_iter, _backend.stream_handle())
     return y
 
 
@@ -167,8 +182,29 @@ def topk_softmax(x, k, axis=-1, *, out=None):
     y = _output(out, x, device, {"x": x})
     if x.size == 0:
         return y
+    if device != "cpu":
+        return _topk_softmax_cupy(x, k, axis, y)
     outer, n, inner = split_axis(x.shape, axis)
     _backend_module(device).topk_softmax(_contiguous(x, device), y, outer, n, inner, k)
+    return y
+
+
+def _topk_softmax_cupy(x, k, axis, y):
+    """GPU top-k softmax composed from CuPy operations (a stable sort gives the lower-index tie
+    rule; the softmax of the kept entries is computed in float32/float64)."""
+    cp = _backend.array_module("cuda")
+    moved = cp.moveaxis(x, axis, -1)
+    acc = cp.float64 if x.dtype == cp.float64 else cp.float32
+    z = moved.astype(acc)
+    order = cp.argsort(-z, axis=-1, kind="stable")[..., :k]
+    keep = cp.zeros(z.shape, dtype=bool)
+    cp.put_along_axis(keep, order, True, axis=-1)
+    bad = cp.isnan(z).any(-1, keepdims=True) | (z == cp.inf).any(-1, keepdims=True)
+    m = cp.max(cp.where(keep, z, -cp.inf), axis=-1, keepdims=True)
+    e = cp.where(keep & (m > -cp.inf), cp.exp(z - cp.where(m > -cp.inf, m, 0)), 0)
+    total = e.sum(-1, keepdims=True)
+    p = cp.where(bad, cp.nan, e / cp.where(total > 0, total, 1))
+    y[...] = cp.moveaxis(p.astype(x.dtype), -1, axis)
     return y
 
 
@@ -186,8 +222,14 @@ def _backward(code, y, dy, axis, scale, out, alpha=0.0):
     if y.size == 0:
         return dx
     outer, n, inner = split_axis(y.shape, axis)
-    _backend_module(device).backward(code, _contiguous(y, device), _contiguous(dy, device), dx,
-                                     outer, n, inner, scale, alpha)
+    module = _backend_module(device)
+    y, dy = _contiguous(y, device), _contiguous(dy, device)
+    if device == "cpu":
+        module.backward(code, y, dy, dx, outer, n, inner, scale, alpha)
+    else:
+        ptr = _backend.data_pointer
+        module.backward(code, _CUDA_DTYPE[y.dtype.name], ptr(y), ptr(dy), ptr(dx), outer, n, inner,
+                        scale, alpha, _backend.stream_handle())
     return dx
 
 
@@ -231,10 +273,37 @@ def _loss(code, x, target, axis):
     grad = xp.empty(x.shape, dtype=x.dtype)
     if x.size == 0:
         return loss, grad
+    if device != "cpu":
+        return _loss_cupy(code, x, target, axis, loss, grad)
     outer, n, inner = split_axis(x.shape, axis)
     _backend_module(device).loss(code, _contiguous(x, device),
                                  xp.ascontiguousarray(target, dtype=xp.int64), loss, grad,
                                  outer, n, inner)
+    return loss, grad
+
+
+def _loss_cupy(code, x, target, axis, loss, grad):
+    """GPU losses: the compiled map gives p (log p for cross-entropy); the loss and p - e_t are
+    CuPy reductions/elementwise operations in float32 (float64 for float64 input)."""
+    cp = _backend.array_module("cuda")
+    acc = cp.float64 if x.dtype == cp.float64 else cp.float32
+    t = cp.expand_dims(target.astype(cp.int64), axis)
+    z = x.astype(acc)
+    zt = cp.take_along_axis(z, t, axis=axis)
+    if code == _SOFTMAX:
+        logp = log_softmax(z, axis=axis)
+        value = -cp.take_along_axis(logp, t, axis=axis)
+        p = cp.exp(logp)
+    else:
+        p = (sparsemax if code == _SPARSEMAX else entmax15)(z, axis=axis)
+        inner = cp.sum(cp.where(p > 0, p * (z - zt), 0), axis=axis, keepdims=True)
+        power = cp.sum(p * p if code == _SPARSEMAX else p * cp.sqrt(p), axis=axis, keepdims=True)
+        entropy = 0.5 * (1 - power) if code == _SPARSEMAX else (1 - power) / 0.75
+        value = cp.maximum(inner + entropy, 0)
+    onehot = cp.zeros_like(p)
+    cp.put_along_axis(onehot, t, 1, axis=axis)
+    loss[...] = cp.squeeze(value, axis=axis).astype(x.dtype)
+    grad[...] = (p - onehot).astype(x.dtype)
     return loss, grad
 
 

@@ -1,0 +1,419 @@
+// Probability maps on the GPU. Two row schedules share one implementation of each algorithm:
+//  - inner == 1 (the axis is the last one): a block per row, the threads striding through the
+//    row (coalesced), reductions with the deterministic block_reduce of cuda/common/reduce.cuh;
+//  - inner > 1: a thread per (outer, inner) column, walking the axis with stride `inner`
+//    (neighbouring threads read neighbouring addresses, so the loads stay coalesced).
+// Every pass re-reads the row from global memory (L1/L2 serve the repeats): no row-length cap.
+// The algorithms are those of cpp/activations/rows.simd.cpp (notes/activations.md §6): softmax
+// as max / exp-sum / write; sparsemax by Michelot's iteration from tau = max - 1; 1.5-entmax by
+// Newton from below with the exact closed-form finish; alpha-entmax by safeguarded Newton /
+// bisection; a bisection fallback guarantees a threshold if an iteration cap is ever reached.
+#include "cuda/activations/activations.cuh"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "cuda/common/launch.cuh"
+#include "cuda/common/reduce.cuh"
+#include "cuda/common/vec.cuh"
+
+namespace fastcore {
+namespace cuda {
+namespace activations {
+
+namespace {
+
+constexpr int kMaxPasses = 100;
+constexpr int kSoftmax = 0, kLogSoftmax = 1, kSparsemax = 2, kEntmax15 = 3, kBisect = 4;
+
+struct MinOp {
+  __device__ __forceinline__ double operator()(double a, double b) const { return (a < b || a != a) ? a : b; }
+};
+
+__device__ __forceinline__ float dexp(float v) { return expf(v); }
+__device__ __forceinline__ double dexp(double v) { return exp(v); }
+__device__ __forceinline__ float dlog(float v) { return logf(v); }
+__device__ __forceinline__ double dlog(double v) { return log(v); }
+__device__ __forceinline__ float dsqrt(float v) { return sqrtf(v); }
+__device__ __forceinline__ double dsqrt(double v) { return sqrt(v); }
+
+template <class C>
+__device__ __forceinline__ C inf_of() { return static_cast<C>(INFINITY); }
+
+__device__ __forceinline__ double to_double(float v) { return static_cast<double>(v); }
+__device__ __forceinline__ double to_double(double v) { return v; }
+
+template <class T>
+__device__ __forceinline__ T store_value(acc_t<T> v) {
+  if constexpr (sizeof(T) == 8) return v; else return from_float<T>(v);
+}
+
+// A whole block reduces one row: every thread gets the same result (deterministic order).
+struct BlockReducer {
+  double* scratch_d;
+  float* scratch_f;
+  __device__ std::int64_t first() const { return threadIdx.x; }
+  __device__ std::int64_t step() const { return blockDim.x; }
+  __device__ double sum(double v) const { return block_reduce(v, SumOp{}, scratch_d); }
+  __device__ float sum(float v) const { return block_reduce(v, SumOp{}, scratch_f); }
+  __device__ double max(double v) const { return block_reduce(v, MaxOp{}, scratch_d); }
+  __device__ float max(float v) const { return block_reduce(v, MaxOp{}, scratch_f); }
+  __device__ double min(double v) const { return block_reduce(v, MinOp{}, scratch_d); }
+};
+
+// One thread owns the row: its partial result is already the total.
+struct ThreadReducer {
+  __device__ std::int64_t first() const { return 0; }
+  __device__ std::int64_t step() const { return 1; }
+  template <class V> __device__ V sum(V v) const { return v; }
+  template <class V> __device__ V max(V v) const { return v; }
+  template <class V> __device__ V min(V v) const { return v; }
+};
+
+// One row: element i at x[i * stride]; mask bytes share the layout.
+template <class T>
+struct RowView {
+  const T* x;
+  const std::uint8_t* mask;
+  T* y;
+  std::int64_t n, stride;
+  __device__ bool kept(std::int64_t i) const { return mask == nullptr || mask[i * stride] != 0; }
+};
+
+template <class T, class R>
+__device__ void fill_row(const RowView<T>& row, const R& red, acc_t<T> value) {
+  for (std::int64_t i = red.first(); i < row.n; i += red.step()) row.y[i * row.stride] = store_value<T>(value);
+}
+
+template <class T, class R>
+__device__ void softmax_row(const RowView<T>& row, acc_t<T> scale, bool log, const R& red) {
+  using C = acc_t<T>;
+  auto z = [&](std::int64_t i) -> C {
+    return row.kept(i) ? to_float(row.x[i * row.stride]) * scale : -inf_of<C>();
+  };
+  C m = -inf_of<C>();
+  for (std::int64_t i = red.first(); i < row.n; i += red.step()) m = MaxOp{}(m, z(i));
+  m = red.max(m);  // NaN-propagating max: a NaN anywhere makes the row NaN
+  if (m != m || m == inf_of<C>()) return fill_row(row, red, static_cast<C>(NAN));
+  if (m == -inf_of<C>()) return fill_row(row, red, log ? -inf_of<C>() : C(0));
+  C s = 0;
+  for (std::int64_t i = red.first(); i < row.n; i += red.step()) s += dexp(z(i) - m);
+  s = red.sum(s);
+  if (log) {
+    const C log_s = dlog(s);
+    for (std::int64_t i = red.first(); i < row.n; i += red.step())
+      row.y[i * row.stride] = store_value<T>((z(i) - m) - log_s);
+  } else {
+    const C inv = C(1) / s;
+    for (std::int64_t i = red.first(); i < row.n; i += red.step())
+      row.y[i * row.stride] = store_value<T>(dexp(z(i) - m) * inv);
+  }
+}
+
+// alpha-entmax threshold on d = (alpha-1)(z - max z): f(tau) = sum (d - tau)_+^(1/(alpha-1)) - 1,
+// bracket [-1, -n_active^(1-alpha)], Newton steps replaced by bisection outside the bracket.
+template <class D, class R>
+__device__ double bisect_tau(const D& d, std::int64_t n, double alpha, double active, int n_iter,
+                             const R& red) {
+  const double inv_beta = 1.0 / (alpha - 1.0);
+  double lo = -1.0, hi = -pow(active, 1.0 - alpha);
+  if (!(hi > lo)) return lo;
+  double tau = lo;
+  const int cap = n_iter > 0 ? n_iter : 200;
+  for (int it = 0; it < cap; ++it) {
+    double f = 0.0, df = 0.0;
+    for (std::int64_t i = red.first(); i < n; i += red.step()) {
+      const double u = d(i) - tau;
+      if (u > 0) {
+        const double p = pow(u, inv_beta);
+        f += p;
+        df -= inv_beta * p / u;
+      }
+    }
+    f = red.sum(f) - 1.0;
+    df = red.sum(df);
+    if (f == 0.0) return tau;
+    if (f > 0) lo = tau; else hi = tau;
+    double next = (df != 0.0) ? tau - f / df : 0.5 * (lo + hi);
+    if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
+    if (next == tau || hi - lo <= 4 * 2.220446049250313e-16 * fabs(tau)) break;
+    tau = next;
+  }
+  return tau;
+}
+
+template <class T, class R>
+__device__ void sparse_row(const RowView<T>& row, int map, double scale, double alpha, int n_iter,
+                           const R& red) {
+  const double factor = map == kSparsemax ? scale : map == kEntmax15 ? 0.5 * scale : (alpha - 1.0) * scale;
+  const double inf = INFINITY;
+  auto z = [&](std::int64_t i) -> double {
+    return row.kept(i) ? to_double(to_float(row.x[i * row.stride])) * factor : -inf;
+  };
+  double m = -inf, active = 0.0;
+  for (std::int64_t i = red.first(); i < row.n; i += red.step()) {
+    const double v = z(i);
+    m = MaxOp{}(m, v);
+    active += v > -inf ? 1.0 : 0.0;
+  }
+  m = red.max(m);
+  active = red.sum(active);
+  if (m != m || m == inf) return fill_row(row, red, static_cast<acc_t<T>>(NAN));
+  if (m == -inf) return fill_row(row, red, acc_t<T>(0));
+  auto d = [&](std::int64_t i) { return z(i) - m; };
+
+  double tau = -1.0;
+  bool exact = false;
+  if (map == kSparsemax) {
+    // Michelot: tau <- (sum_{d > tau} d - 1) / #{d > tau} until the support stops changing.
+    double count = -1.0;
+    for (int it = 0; it < kMaxPasses; ++it) {
+      double s = 0.0, c = 0.0;
+      for (std::int64_t i = red.first(); i < row.n; i += red.step()) {
+        const double v = d(i);
+        if (v > tau) s += v, c += 1.0;
+      }
+      s = red.sum(s);
+      c = red.sum(c);
+      if (c == count) { exact = true; break; }
+      const double next = (s - 1.0) / c;
+      if (count >= 0 && !(next >= tau)) break;
+      count = c;
+      tau = next;
+    }
+  } else if (map == kEntmax15) {
+    // Newton on sum (d - tau)_+^2 = 1 from below; finish with the closed-form root of the
+    // support, accepted only when it is consistent with that support (then it is exact).
+    for (int it = 0; it < kMaxPasses; ++it) {
+      double s1 = 0.0, s2 = 0.0, c = 0.0, lowest = inf;
+      for (std::int64_t i = red.first(); i < row.n; i += red.step()) {
+        const double v = d(i);
+        if (v > tau) {
+          const double u = v - tau;
+          s1 += u, s2 += u * u, c += 1.0;
+          lowest = v < lowest ? v : lowest;
+        }
+      }
+      s1 = red.sum(s1);
+      s2 = red.sum(s2);
+      c = red.sum(c);
+      lowest = red.min(lowest);
+      const double mu = s1 / c;
+      const double rad = 1.0 / c - (s2 / c - mu * mu);
+      const double root = tau + mu - sqrt(rad > 0 ? rad : 0.0);
+      if (root >= tau && lowest >= root) { tau = root; exact = true; break; }
+      const double next = tau + (s2 - 1.0) / (2.0 * s1);
+      if (!(next > tau)) break;
+      tau = next;
+    }
+  }
+  const double effective_alpha = map == kSparsemax ? 2.0 : map == kEntmax15 ? 1.5 : alpha;
+  if (!exact) tau = bisect_tau(d, row.n, effective_alpha, active, map == kBisect ? n_iter : 0, red);
+
+  if (map == kSparsemax || map == kEntmax15) {
+    for (std::int64_t i = red.first(); i < row.n; i += red.step()) {
+      const double u = d(i) - tau;
+      const double p = u > 0 ? (map == kSparsemax ? u : u * u) : 0.0;
+      row.y[i * row.stride] = store_value<T>(static_cast<acc_t<T>>(p));
+    }
+    return;
+  }
+  const double inv_beta = 1.0 / (alpha - 1.0);
+  double total = 0.0;
+  for (std::int64_t i = red.first(); i < row.n; i += red.step()) {
+    const double u = d(i) - tau;
+    total += u > 0 ? pow(u, inv_beta) : 0.0;
+  }
+  total = red.sum(total);
+  const double inv_total = total > 0 ? 1.0 / total : 0.0;  // renormalise (as entmax does)
+  for (std::int64_t i = red.first(); i < row.n; i += red.step()) {
+    const double u = d(i) - tau;
+    row.y[i * row.stride] = store_value<T>(static_cast<acc_t<T>>(u > 0 ? pow(u, inv_beta) * inv_total : 0.0));
+  }
+}
+
+template <class T, class R>
+__device__ void forward_row(const RowView<T>& row, const ForwardParams& p, const R& red) {
+  if (p.map == kSoftmax || p.map == kLogSoftmax)
+    softmax_row(row, static_cast<acc_t<T>>(p.scale), p.map == kLogSoftmax, red);
+  else
+    sparse_row(row, p.map, p.scale, p.alpha, p.n_iter, red);
+}
+
+template <class T>
+__global__ void forward_rows_kernel(ForwardParams p) {
+  __shared__ double scratch_d[32];
+  __shared__ float scratch_f[32];
+  const BlockReducer red{scratch_d, scratch_f};
+  const T* x = static_cast<const T*>(p.x);
+  T* y = static_cast<T*>(p.y);
+  for (std::int64_t r = blockIdx.x; r < p.outer; r += gridDim.x) {
+    const RowView<T> row{x + r * p.n, p.mask ? p.mask + r * p.n : nullptr, y + r * p.n, p.n, 1};
+    forward_row(row, p, red);
+  }
+}
+
+template <class T>
+__global__ void forward_columns_kernel(ForwardParams p) {
+  const ThreadReducer red;
+  const T* x = static_cast<const T*>(p.x);
+  T* y = static_cast<T*>(p.y);
+  const std::int64_t columns = p.outer * p.inner;
+  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < columns;
+       t += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t o = t / p.inner, c = t % p.inner;
+    const std::int64_t base = o * p.n * p.inner + c;
+    const RowView<T> row{x + base, p.mask ? p.mask + base : nullptr, y + base, p.n, p.inner};
+    forward_row(row, p, red);
+  }
+}
+
+// Backward from the forward output: dx = scale * J^T dy (notes/activations.md §7).
+template <class T, class R>
+__device__ void backward_row(const T* y, const T* dy, T* dx, std::int64_t n, std::int64_t stride,
+                             const BackwardParams& p, const R& red) {
+  using C = acc_t<T>;
+  const C scale = static_cast<C>(p.scale);
+  auto Y = [&](std::int64_t i) -> C { return to_float(y[i * stride]); };
+  auto DY = [&](std::int64_t i) -> C { return to_float(dy[i * stride]); };
+  auto put = [&](std::int64_t i, C v) { dx[i * stride] = store_value<T>(v); };
+  C nans = 0;
+  for (std::int64_t i = red.first(); i < n; i += red.step()) nans += Y(i) != Y(i) ? C(1) : C(0);
+  nans = red.sum(nans);
+  if (nans > 0) {
+    for (std::int64_t i = red.first(); i < n; i += red.step()) put(i, static_cast<C>(NAN));
+    return;
+  }
+  if (p.map == kSoftmax) {
+    C dot = 0;
+    for (std::int64_t i = red.first(); i < n; i += red.step()) dot += Y(i) * DY(i);
+    dot = red.sum(dot);
+    for (std::int64_t i = red.first(); i < n; i += red.step()) put(i, (Y(i) * (DY(i) - dot)) * scale);
+  } else if (p.map == kLogSoftmax) {
+    C total = 0;
+    for (std::int64_t i = red.first(); i < n; i += red.step()) total += Y(i) == -inf_of<C>() ? C(0) : DY(i);
+    total = red.sum(total);
+    for (std::int64_t i = red.first(); i < n; i += red.step())
+      put(i, Y(i) == -inf_of<C>() ? C(0) : (DY(i) - dexp(Y(i)) * total) * scale);
+  } else if (p.map == kSparsemax) {
+    C count = 0, s = 0;
+    for (std::int64_t i = red.first(); i < n; i += red.step()) {
+      const bool on = Y(i) > C(0);
+      count += on ? C(1) : C(0);
+      s += on ? DY(i) : C(0);
+    }
+    count = red.sum(count);
+    s = red.sum(s);
+    const C mean = count > 0 ? s / count : C(0);
+    for (std::int64_t i = red.first(); i < n; i += red.step()) put(i, Y(i) > C(0) ? (DY(i) - mean) * scale : C(0));
+  } else {
+    const bool is15 = p.map == kEntmax15;
+    const double power = 2.0 - p.alpha;
+    auto g = [&](std::int64_t i) -> C {
+      const C v = Y(i);
+      if (!(v > C(0))) return C(0);
+      return is15 ? dsqrt(v) : static_cast<C>(pow(to_double(v), power));
+    };
+    C sg = 0, sgd = 0;
+    for (std::int64_t i = red.first(); i < n; i += red.step()) {
+      const C gi = g(i);
+      sg += gi;
+      sgd += gi * DY(i);
+    }
+    sg = red.sum(sg);
+    sgd = red.sum(sgd);
+    const C ratio = sg > 0 ? sgd / sg : C(0);
+    for (std::int64_t i = red.first(); i < n; i += red.step()) {
+      const C gi = g(i);
+      put(i, gi == C(0) ? C(0) : (gi * (DY(i) - ratio)) * scale);
+    }
+  }
+}
+
+template <class T>
+__global__ void backward_rows_kernel(BackwardParams p) {
+  __shared__ double scratch_d[32];
+  __shared__ float scratch_f[32];
+  const BlockReducer red{scratch_d, scratch_f};
+  for (std::int64_t r = blockIdx.x; r < p.outer; r += gridDim.x) {
+    const std::int64_t base = r * p.n;
+    backward_row(static_cast<const T*>(p.y) + base, static_cast<const T*>(p.dy) + base,
+                 static_cast<T*>(p.dx) + base, p.n, 1, p, red);
+  }
+}
+
+template <class T>
+__global__ void backward_columns_kernel(BackwardParams p) {
+  const ThreadReducer red;
+  const std::int64_t columns = p.outer * p.inner;
+  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < columns;
+       t += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t base = (t / p.inner) * p.n * p.inner + t % p.inner;
+    backward_row(static_cast<const T*>(p.y) + base, static_cast<const T*>(p.dy) + base,
+                 static_cast<T*>(p.dx) + base, p.n, p.inner, p, red);
+  }
+}
+
+// Threads per row-block: enough for ~8 elements per thread, 32..1024 (a power of two).
+unsigned threads_for_row(std::int64_t n) {
+  unsigned t = 32;
+  while (t < 1024 && static_cast<std::int64_t>(t) * 8 < n) t *= 2;
+  return t;
+}
+
+constexpr std::int64_t kMaxGrid = 1 << 30;
+
+template <class T>
+void forward_typed(const ForwardParams& p, cudaStream_t stream) {
+  if (p.inner == 1) {
+    const auto grid = static_cast<unsigned>(p.outer < kMaxGrid ? p.outer : kMaxGrid);
+    launch("activations_forward_rows", forward_rows_kernel<T>, dim3(grid), dim3(threads_for_row(p.n)), 0,
+           stream, p);
+  } else {
+    const std::int64_t blocks = ceil_div<std::int64_t>(p.outer * p.inner, 256);
+    const auto grid = static_cast<unsigned>(blocks < kMaxGrid ? blocks : kMaxGrid);
+    launch("activations_forward_columns", forward_columns_kernel<T>, dim3(grid), dim3(256), 0, stream, p);
+  }
+}
+
+template <class T>
+void backward_typed(const BackwardParams& p, cudaStream_t stream) {
+  if (p.inner == 1) {
+    const auto grid = static_cast<unsigned>(p.outer < kMaxGrid ? p.outer : kMaxGrid);
+    launch("activations_backward_rows", backward_rows_kernel<T>, dim3(grid), dim3(threads_for_row(p.n)), 0,
+           stream, p);
+  } else {
+    const std::int64_t blocks = ceil_div<std::int64_t>(p.outer * p.inner, 256);
+    const auto grid = static_cast<unsigned>(blocks < kMaxGrid ? blocks : kMaxGrid);
+    launch("activations_backward_columns", backward_columns_kernel<T>, dim3(grid), dim3(256), 0, stream, p);
+  }
+}
+
+}  // namespace
+
+void forward(const ForwardParams& p, cudaStream_t stream) {
+  switch (p.dtype) {
+    case kF32: return forward_typed<float>(p, stream);
+    case kF16: return forward_typed<__half>(p, stream);
+    case kBF16: return forward_typed<__nv_bfloat16>(p, stream);
+    case kF64: return forward_typed<double>(p, stream);
+    default: throw CudaError(cudaErrorInvalidValue, "activations.forward: unknown dtype code");
+  }
+}
+
+void backward(const BackwardParams& p, cudaStream_t stream) {
+  switch (p.dtype) {
+    case kF32: return backward_typed<float>(p, stream);
+    case kF16: return backward_typed<__half>(p, stream);
+    case kBF16: return backward_typed<__nv_bfloat16>(p, stream);
+    case kF64: return backward_typed<double>(p, stream);
+    default: throw CudaError(cudaErrorInvalidValue, "activations.backward: unknown dtype code");
+  }
+}
+
+}  // namespace activations
+}  // namespace cuda
+}  // namespace fastcore

@@ -1,0 +1,148 @@
+"""fastcore.activations on CUDA (CuPy arrays) against the float64 references: every map, both
+row schedules (last axis: a block per row; other axes: a thread per column), masks, NaN rows,
+long rows, the backward passes, losses and top-k; outputs poisoned (NaN-filled) before each call
+so an unwritten element fails. Needs a GPU and CuPy (marker `cuda`; skipped elsewhere).
+
+Tolerances: float64 as on the CPU (1e-12); float32 storage computes in float32 (CUDA's expf is
+<= 2 ulp; sums in float32): 5e-6 absolute on probabilities; float16 / bfloat16 storage: the float32
+result rounded once to the storage type: half an ulp of 1 plus the float32 error, 1e-3 / 8e-3.
+The sparse-map thresholds are iterated in float64 on every dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastcore import activations as A
+from fastcore.reference import activations as R
+
+pytestmark = pytest.mark.cuda
+
+MAPS = ["softmax", "log_softmax", "sparsemax", "entmax15"]
+TOL = {"float64": 1e-12, "float32": 5e-6, "float16": 1e-3, "bfloat16": 8e-3}
+
+
+def cupy():
+    import cupy as cp
+
+    return cp
+
+
+def storage(name):
+    if name == "bfloat16":
+        ml_dtypes = pytest.importorskip("ml_dtypes")
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def on_gpu(x_host, dtype_name):
+    cp = cupy()
+    try:
+        return cp.asarray(x_host.astype(storage(dtype_name)))
+    except (TypeError, ValueError) as exc:  # a CuPy without bfloat16
+        pytest.skip(f"CuPy cannot hold {dtype_name}: {exc}")
+
+
+def poisoned_like(x):
+    cp = cupy()
+    out = cp.empty(x.shape, dtype=x.dtype)
+    out.fill(np.nan)
+    return out
+
+
+def check(name, got, want, dtype_name):
+    got = cupy().asnumpy(got).astype(np.float64)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    finite = np.isfinite(want)
+    tol = TOL[dtype_name]
+    if name == "log_softmax":
+        np.testing.assert_allclose(got[finite], want[finite], rtol=tol * 4, atol=tol * 4)
+    else:
+        np.testing.assert_allclose(got[finite], want[finite], atol=tol)
+
+
+@pytest.mark.parametrize("dtype_name", ["float64", "float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("shape, axis", [((7, 1), -1), ((5, 33), -1), ((3, 1025), -1),
+                                         ((2, 70001), -1), ((33, 6), 0), ((4, 129, 5), 1)])
+def test_forward_maps_match_reference(rng, dtype_name, shape, axis):
+    x_host = (rng.standard_normal(shape) * 3).astype(np.float32)
+    x = on_gpu(x_host, dtype_name)
+    x_exact = cupy().asnumpy(x).astype(np.float64)    # the values the GPU actually sees
+    for name in MAPS:
+        out = poisoned_like(x)
+        y = getattr(A, name)(x, axis=axis, out=out)
+        assert y is out
+        check(name, y, getattr(R, name)(x_exact, axis=axis), dtype_name)
+
+
+@pytest.mark.parametrize("dtype_name", ["float64", "float32"])
+def test_masks_nan_rows_and_scale(rng, dtype_name):
+    cp = cupy()
+    x_host = rng.standard_normal((6, 300))
+    mask_host = rng.random((6, 300)) > 0.3
+    mask_host[2] = False
+    x_host[4, 17] = np.nan
+    x = on_gpu(x_host, dtype_name)
+    mask = cp.asarray(mask_host)
+    for name in MAPS:
+        want = getattr(R, name)(x_host.astype(dtype_name), scale=0.7, mask=mask_host)
+        check(name, getattr(A, name)(x, scale=0.7, mask=mask), want, dtype_name)
+    for alpha in (1.3, 2.5):
+        want = R.entmax_bisect(x_host.astype(dtype_name), alpha, mask=mask_host)
+        got = cp.asnumpy(A.entmax_bisect(x, alpha, mask=mask))
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype_name", ["float64", "float32", "bfloat16"])
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_backward_matches_reference(rng, dtype_name, axis):
+    x_host = rng.standard_normal((40, 37)).astype(np.float32)
+    dy_host = rng.standard_normal((40, 37)).astype(np.float32)
+    backward = {"softmax": (A.softmax_backward, R.softmax_backward),
+                "log_softmax": (A.log_softmax_backward, R.log_softmax_backward),
+                "sparsemax": (A.sparsemax_backward, R.sparsemax_backward),
+                "entmax15": (A.entmax15_backward, R.entmax15_backward)}
+    for name, (fn, ref) in backward.items():
+        y = getattr(A, name)(on_gpu(x_host, dtype_name), axis=axis)
+        dy = on_gpu(dy_host, dtype_name)
+        y_exact = cupy().asnumpy(y).astype(np.float64)
+        dy_exact = cupy().asnumpy(dy).astype(np.float64)
+        got = cupy().asnumpy(fn(y, dy, axis=axis, out=poisoned_like(y), scale=1.5)).astype(np.float64)
+        want = ref(y_exact, dy_exact, axis=axis, scale=1.5)
+        np.testing.assert_allclose(got, want, atol=TOL[dtype_name] * 20, rtol=TOL[dtype_name] * 20)
+
+
+def test_losses_and_topk_on_gpu(rng):
+    cp = cupy()
+    x_host = rng.standard_normal((9, 21))
+    target = rng.integers(0, 21, size=9)
+    for fn, ref in ((A.softmax_cross_entropy, R.softmax_cross_entropy),
+                    (A.sparsemax_loss, R.sparsemax_loss), (A.entmax15_loss, R.entmax15_loss)):
+        loss, grad = fn(cp.asarray(x_host), cp.asarray(target))
+        want_loss, want_grad = ref(x_host, target)
+        np.testing.assert_allclose(cp.asnumpy(loss), want_loss, atol=1e-12)
+        np.testing.assert_allclose(cp.asnumpy(grad), want_grad, atol=1e-12)
+    tied = cp.asarray(np.array([[1.0, 3.0, 2.0, 2.0, 2.0, 0.0]]))
+    assert np.array_equal(cp.asnumpy(A.topk_softmax(tied, 3)) > 0, [[False, True, True, True, False, False]])
+    np.testing.assert_allclose(cp.asnumpy(A.topk_softmax(cp.asarray(x_host), 5)), R.topk_softmax(x_host, 5),
+                               atol=1e-12)
+
+
+def test_runs_on_the_current_stream_and_is_deterministic(rng):
+    cp = cupy()
+    x = cp.asarray(rng.standard_normal((300, 2049)).astype(np.float32))
+    with cp.cuda.Stream(non_blocking=True) as stream:
+        a = A.entmax15(x)
+        b = A.entmax15(x)
+        stream.synchronize()
+    assert cp.array_equal(a, b)
+
+
+def test_cpu_gpu_mix_is_rejected(rng):
+    cp = cupy()
+    x = cp.asarray(rng.standard_normal((2, 3)))
+    with pytest.raises(ValueError, match="CPU/GPU mix"):
+        A.softmax(x, mask=np.ones((2, 3), bool))
+    with pytest.raises(ValueError, match="CPU/GPU mix"):
+        A.softmax_backward(x, np.ones((2, 3)))
