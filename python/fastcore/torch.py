@@ -1,0 +1,221 @@
+"""PyTorch adapters: autograd functions, modules and an optimizer built on fastcore's kernels.
+
+``import fastcore`` never imports torch; this module does (``import fastcore.torch``). Tensors
+cross into fastcore through DLPack without copies (CPU tensors become NumPy views, CUDA tensors
+CuPy views on the tensor's current stream) and results come back as tensors the same way.
+
+- maps: :func:`softmax`, :func:`log_softmax`, :func:`sparsemax`, :func:`entmax15`,
+  :func:`entmax_bisect` — differentiable in ``x`` (``dim`` instead of NumPy's ``axis``).
+- :class:`Tiger`: a ``torch.optim.Optimizer`` over :func:`fastcore.tiger.tiger_step`.
+- :func:`ig_grad_fn`: turns an ``nn.Module`` into the gradient callable of
+  :func:`fastcore.ig.integrated_gradients`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import _interop
+
+__all__ = [
+    "softmax", "log_softmax", "sparsemax", "entmax15", "entmax_bisect",
+    "Tiger", "ig_grad_fn",
+]
+
+
+# --- tensor <-> fastcore array -------------------------------------------------------------------
+
+def _native(t: torch.Tensor | None, name: str):
+    """A NumPy/CuPy view of a tensor (no copy; detached: autograd is handled by the Function)."""
+    if t is None:
+        return None
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    return _interop.to_native(t.detach(), name)
+
+
+def _tensor(a) -> torch.Tensor:
+    """A tensor view of a NumPy/CuPy result (no copy)."""
+    return torch.from_dlpack(a)
+
+
+def _axis(dim: int) -> int:
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"dim: expected an int, got {type(dim).__name__}")
+    return dim
+
+
+# --- probability maps ----------------------------------------------------------------------------
+
+class _MapFunction(torch.autograd.Function):
+    """y = map(scale·x) along dim; the backward kernels take (y, dy) and give dx for the map's own
+    input, so d/dx = scale · backward(y, dy)."""
+
+    @staticmethod
+    def forward(ctx, x, name, dim, scale, mask, extra):
+        from . import activations
+
+        kwargs = dict(extra)
+        if scale != 1.0:
+            kwargs["scale"] = scale
+        if mask is not None:
+            kwargs["mask"] = _native(mask, "mask")
+        y = getattr(activations, name)(_native(x, "x"), axis=dim, **kwargs)
+        y = _tensor(y)
+        ctx.save_for_backward(y)
+        ctx.name, ctx.dim, ctx.scale, ctx.extra = name, dim, scale, extra
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        from . import activations
+
+        (y,) = ctx.saved_tensors
+        backward = getattr(activations, ctx.name + "_backward")
+        args = (_native(y, "y"), _native(dy.contiguous(), "dy"))
+        if ctx.name == "entmax_bisect":
+            dx = backward(*args, ctx.extra["alpha"], axis=ctx.dim)
+        else:
+            dx = backward(*args, axis=ctx.dim)
+        dx = _tensor(dx)
+        if ctx.scale != 1.0:
+            dx = dx * ctx.scale
+        return dx, None, None, None, None, None
+
+
+def softmax(x: torch.Tensor, dim: int = -1, *, scale: float = 1.0, mask=None) -> torch.Tensor:
+    """Differentiable :func:`fastcore.activations.softmax` (masked entries get 0 and 0 gradient;
+    fully masked rows give zeros, not NaN)."""
+    return _MapFunction.apply(x, "softmax", _axis(dim), float(scale), mask, {})
+
+
+def log_softmax(x: torch.Tensor, dim: int = -1, *, scale: float = 1.0, mask=None) -> torch.Tensor:
+    """Differentiable :func:`fastcore.activations.log_softmax`."""
+    return _MapFunction.apply(x, "log_softmax", _axis(dim), float(scale), mask, {})
+
+
+def sparsemax(x: torch.Tensor, dim: int = -1, *, scale: float = 1.0, mask=None) -> torch.Tensor:
+    """Differentiable :func:`fastcore.activations.sparsemax` (exact, sort-free)."""
+    return _MapFunction.apply(x, "sparsemax", _axis(dim), float(scale), mask, {})
+
+
+def entmax15(x: torch.Tensor, dim: int = -1, *, scale: float = 1.0, mask=None) -> torch.Tensor:
+    """Differentiable :func:`fastcore.activations.entmax15` (exact, sort-free)."""
+    return _MapFunction.apply(x, "entmax15", _axis(dim), float(scale), mask, {})
+
+
+def entmax_bisect(x: torch.Tensor, alpha: float = 1.5, dim: int = -1, *, n_iter=None,
+                  mask=None) -> torch.Tensor:
+    """Differentiable :func:`fastcore.activations.entmax_bisect` in ``x`` (``alpha`` is a
+    constant, not a learnable tensor)."""
+    extra = {"alpha": float(alpha)}
+    if n_iter is not None:
+        extra["n_iter"] = n_iter
+    return _MapFunction.apply(x, "entmax_bisect", _axis(dim), 1.0, mask, extra)
+
+
+# --- Tiger ---------------------------------------------------------------------------------------
+
+class Tiger(torch.optim.Optimizer):
+    """The Tiger optimizer (sign momentum, Lion with β1 = β2) as a ``torch.optim.Optimizer``.
+
+    Every step updates all parameters of all groups that have a gradient in one call of
+    :func:`fastcore.tiger.tiger_step` per group. ``grad_accum_steps = k`` hides gradient
+    accumulation: ``step()`` is called every micro-step and the parameters change on every k-th.
+    Group options: ``lr``, ``beta``, ``weight_decay``, ``grad_accum_steps``, ``shrink_ratio``,
+    ``rms_mode``, ``nonfinite``, ``maximize``. The momentum lives in ``state[p]["momentum"]``; the
+    micro-step counter in each group's ``"step"`` (saved by ``state_dict``)."""
+
+    def __init__(self, params, lr: float = 1e-3, beta: float = 0.965, weight_decay: float = 0.01,
+                 grad_accum_steps: int = 1, shrink_ratio: float = 0.99, rms_mode: str = "tensor",
+                 nonfinite: str = "shrink", maximize: bool = False):
+        defaults = dict(lr=lr, beta=beta, weight_decay=weight_decay,
+                        grad_accum_steps=grad_accum_steps, shrink_ratio=shrink_ratio,
+                        rms_mode=rms_mode, nonfinite=nonfinite, maximize=maximize, step=0)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None):
+        from . import tiger
+
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                group["step"] += 1
+                continue
+            moms = []
+            for p in params:
+                state = self.state[p]
+                if "momentum" not in state:
+                    state["momentum"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
+                moms.append(state["momentum"])
+            tiger.tiger_step(
+                [_native(p, "params") for p in params],
+                [_native(p.grad.contiguous(), "grads") for p in params],
+                [_native(m, "moms") for m in moms],
+                step=group["step"], lr=group["lr"], beta=group["beta"],
+                weight_decay=group["weight_decay"], grad_accum_steps=group["grad_accum_steps"],
+                shrink_ratio=group["shrink_ratio"], rms_mode=group["rms_mode"],
+                nonfinite=group["nonfinite"], maximize=group["maximize"])
+            group["step"] += 1
+        return loss
+
+
+# --- integrated gradients ------------------------------------------------------------------------
+
+def ig_grad_fn(module: torch.nn.Module, output: str = "logit", *, device=None,
+               dtype=None) -> Callable:
+    """A gradient callable ``f(points, target) -> grads`` for
+    :func:`fastcore.ig.integrated_gradients` from a PyTorch model.
+
+    ``points`` arrive as NumPy (or CuPy) arrays and are viewed as tensors without copying;
+    ``output`` picks the scalar per row whose gradient is taken: the model's output
+    ("logit"), its softmax ("softmax") or log-softmax ("log_softmax"), at column ``target``
+    (or the only column when target is None). The gradient comes back in the points' kind."""
+    if output not in ("logit", "softmax", "log_softmax"):
+        raise ValueError(f"output: expected one of 'logit', 'softmax', 'log_softmax', got {output!r}")
+
+    def scalar_outputs(inputs: torch.Tensor, target) -> torch.Tensor:
+        out = module(inputs)
+        if output == "softmax":
+            out = torch.softmax(out, dim=-1)
+        elif output == "log_softmax":
+            out = torch.log_softmax(out, dim=-1)
+        if out.ndim == 1:
+            return out
+        if target is None:
+            if out.shape[-1] != 1:
+                raise ValueError(f"target: the model has {out.shape[-1]} outputs; give a target")
+            return out[:, 0]
+        index = torch.as_tensor(np.asarray(target) if isinstance(target, np.ndarray) else target,
+                                device=out.device, dtype=torch.long)
+        return out.gather(1, index.reshape(-1, 1))[:, 0]
+
+    def grad_fn(points, target=None):
+        inputs = torch.from_dlpack(points)
+        if device is not None or dtype is not None:
+            inputs = inputs.to(device=device, dtype=dtype)
+        inputs = inputs.detach().requires_grad_(True)
+        with torch.enable_grad():
+            values = scalar_outputs(inputs, target)
+            (grads,) = torch.autograd.grad(values.sum(), inputs)
+        grads = grads.to(dtype=torch.from_dlpack(points).dtype)
+        return _interop.to_native(grads.detach().contiguous(), "grads")
+
+    def forward_fn(points, target=None):
+        with torch.no_grad():
+            inputs = torch.from_dlpack(points)
+            if device is not None or dtype is not None:
+                inputs = inputs.to(device=device, dtype=dtype)
+            values = scalar_outputs(inputs, target).to(torch.from_dlpack(points).dtype)
+        return _interop.to_native(values.contiguous(), "values")
+
+    grad_fn.forward_fn = forward_fn
+    return grad_fn

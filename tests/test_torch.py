@@ -1,0 +1,117 @@
+"""fastcore.torch: autograd wrappers (torch.autograd.gradcheck in float64, agreement with the NumPy
+paths), the Tiger optimizer and the IG gradient adapter. Skipped only when torch is missing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import fastcore  # noqa: E402
+import fastcore.torch as ft  # noqa: E402
+from fastcore import activations as A  # noqa: E402
+
+
+def test_import_fastcore_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, fastcore; print('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "sparsemax", "entmax15"])
+@pytest.mark.parametrize("dim", [-1, 0])
+def test_map_gradcheck_and_agreement(rng, name, dim):
+    x = torch.from_numpy(rng.standard_normal((4, 6))).requires_grad_(True)
+    fn = getattr(ft, name)
+    assert torch.autograd.gradcheck(lambda v: fn(v, dim=dim, scale=0.7), (x,), eps=1e-6, atol=1e-6)
+    y = fn(x, dim=dim)
+    np.testing.assert_array_equal(y.detach().numpy(), getattr(A, name)(x.detach().numpy(), axis=dim))
+
+
+def test_entmax_bisect_gradcheck(rng):
+    x = torch.from_numpy(rng.standard_normal((3, 5))).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: ft.entmax_bisect(v, 1.8), (x,), eps=1e-6, atol=1e-6)
+
+
+def test_masked_softmax_gradient_is_zero_at_masked_entries(rng):
+    x = torch.from_numpy(rng.standard_normal((3, 5))).requires_grad_(True)
+    mask = torch.from_numpy(rng.random((3, 5)) > 0.4)
+    mask[1] = False
+    y = ft.softmax(x, mask=mask)
+    (y * torch.arange(5.0)).sum().backward()
+    assert torch.all(x.grad[~mask] == 0) and torch.all(torch.isfinite(x.grad))
+
+
+def test_matches_torch_softmax_in_float32(rng):
+    x = torch.from_numpy(rng.standard_normal((8, 100)).astype(np.float32))
+    torch.testing.assert_close(ft.softmax(x), torch.softmax(x, -1), rtol=2e-6, atol=2e-6)
+    torch.testing.assert_close(ft.log_softmax(x), torch.log_softmax(x, -1), rtol=2e-6, atol=5e-6)
+
+
+def test_tiger_optimizer_matches_tiger_step(rng):
+    w0 = rng.standard_normal((5, 3))
+    b0 = rng.standard_normal(3)
+    model_w = torch.nn.Parameter(torch.from_numpy(w0.copy()))
+    model_b = torch.nn.Parameter(torch.from_numpy(b0.copy()))
+    opt = ft.Tiger([model_w, model_b], lr=0.01, grad_accum_steps=2)
+    params = [w0.copy(), b0.copy()]
+    moms = [np.zeros_like(w0), np.zeros_like(b0)]
+    xs = torch.from_numpy(rng.standard_normal((6, 8, 5)))
+    for t in range(6):
+        opt.zero_grad()
+        loss = ((xs[t] @ model_w + model_b) ** 2).mean()
+        loss.backward()
+        grads = [model_w.grad.numpy().copy(), model_b.grad.numpy().copy()]
+        opt.step()
+        fastcore.tiger_step(params, grads, moms, step=t, lr=0.01, grad_accum_steps=2)
+        np.testing.assert_array_equal(model_w.detach().numpy(), params[0])
+        np.testing.assert_array_equal(model_b.detach().numpy(), params[1])
+    state = opt.state_dict()
+    opt2 = ft.Tiger([model_w, model_b], lr=0.01, grad_accum_steps=2)
+    opt2.load_state_dict(state)
+    assert opt2.param_groups[0]["step"] == 6
+    assert torch.equal(opt2.state[model_w]["momentum"], opt.state[model_w]["momentum"])
+
+
+def test_tiger_optimizer_closure_and_training_reduces_loss(rng):
+    torch.manual_seed(0)
+    x = torch.from_numpy(rng.standard_normal((64, 4)).astype(np.float32))
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.3
+    model = torch.nn.Linear(4, 1)
+    opt = ft.Tiger(model.parameters(), lr=0.02, weight_decay=0.0, rms_mode="none")
+
+    def closure():
+        opt.zero_grad()
+        loss = ((model(x)[:, 0] - y) ** 2).mean()
+        loss.backward()
+        return loss
+
+    first = float(closure().detach())
+    for _ in range(200):
+        opt.step(closure)
+    assert float(closure().detach()) < 0.05 * first
+
+
+def test_ig_grad_fn_gives_model_gradients(rng):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)).double()
+    grad_fn = ft.ig_grad_fn(model, output="softmax")
+    points = rng.standard_normal((4, 6))
+    target = np.array([0, 2, 1, 2])
+    grads = grad_fn(points, target)
+    assert isinstance(grads, np.ndarray) and grads.shape == points.shape
+    h = 1e-6
+    for i in range(4):
+        for j in range(6):
+            e = np.zeros(6)
+            e[j] = h
+            f = lambda v: torch.softmax(model(torch.from_numpy(v[None])), -1)[0, target[i]].item()
+            numeric = (f(points[i] + e) - f(points[i] - e)) / (2 * h)
+            assert grads[i, j] == pytest.approx(numeric, abs=1e-8)
+    values = grad_fn.forward_fn(points, target)
+    assert values.shape == (4,)
