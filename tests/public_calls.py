@@ -143,3 +143,25 @@ def tiger_calls(rng):
         calls.append(Call(f"tiger_step[{tag},accumulate]", tiger.tiger_step, (params, grads, moms),
                           {"step": 0, "lr": 1e-2, "grad_accum_steps": 4}, mutable=(0, 2)))
     return calls
+
+
+@builder
+def monarch_calls(rng):
+    from fastcore import monarch as M
+
+    calls = []
+    for dtype in (np.float32, np.float64, np.complex64, np.complex128):
+        w1 = rng.standard_normal((3, 5, 7)).astype(dtype)
+        w2 = rng.standard_normal((5, 2, 3)).astype(dtype)
+        x = rng.standard_normal((9, 21)).astype(dtype)
+        dy = rng.standard_normal((9, 10)).astype(dtype)
+        tag = np.dtype(dtype).name
+        calls.append(Call(f"monarch.multiply[{tag}]", M.multiply, (x, w1, w2)))
+        calls.append(Call(f"monarch.multiply_adjoint[{tag}]", M.multiply_adjoint, (dy, w1, w2)))
+        calls.append(Call(f"monarch.multiply_backward[{tag}]", M.multiply_backward, (x, w1, w2, dy)))
+    A = rng.standard_normal((12, 12))
+    calls.append(Call("monarch.project", M.project, (A,), {"nblocks": 3}))
+    sq1 = rng.standard_normal((3, 4, 4)) + 3 * np.eye(4)
+    sq2 = rng.standard_normal((4, 3, 3)) + 3 * np.eye(3)
+    calls.append(Call("monarch.solve", M.solve, (sq1, sq2, rng.standard_normal((2, 12)))))
+    return calls

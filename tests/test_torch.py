@@ -115,3 +115,19 @@ def test_ig_grad_fn_gives_model_gradients(rng):
             assert grads[i, j] == pytest.approx(numeric, abs=1e-8)
     values = grad_fn.forward_fn(points, target)
     assert values.shape == (4,)
+
+
+def test_monarch_multiply_gradcheck_and_layer(rng):
+    x = torch.from_numpy(rng.standard_normal((3, 12))).requires_grad_(True)
+    w1 = torch.from_numpy(rng.standard_normal((3, 4, 4))).requires_grad_(True)
+    w2 = torch.from_numpy(rng.standard_normal((4, 2, 3))).requires_grad_(True)
+    assert torch.autograd.gradcheck(ft.monarch_multiply, (x, w1, w2), eps=1e-6, atol=1e-6)
+    layer = ft.MonarchLinear(10, 7, nblocks=4, dtype=torch.float64)
+    xin = torch.from_numpy(rng.standard_normal((5, 10)))
+    dense = fastcore.monarch.to_dense(layer.w1.detach().numpy(), layer.w2.detach().numpy())[:7, :10]
+    torch.testing.assert_close(layer(xin), xin @ torch.from_numpy(dense).T + layer.bias)
+    layer(xin).sum().backward()
+    assert layer.w1.grad is not None and layer.w2.grad is not None
+    W = torch.from_numpy(rng.standard_normal((7, 10)))
+    approx = ft.MonarchLinear.from_dense(W, torch.zeros(7, dtype=torch.float64), nblocks=1)
+    torch.testing.assert_close(approx(xin), xin @ W.T)          # one block: exact

@@ -25,8 +25,9 @@ from ._config import (
 from ._backend import cuda_available
 from ._errors import BackendUnavailableError, CudaError
 from . import reference
-from . import activations, tiger
+from . import activations, monarch, tiger
 from .activations import entmax15, entmax_bisect, log_softmax, softmax, sparsemax, topk_softmax
+from .monarch import MonarchLinear
 from .tiger import Tiger, tiger_step
 
 __all__ = [
@@ -51,6 +52,8 @@ __all__ = [
     "entmax15",
     "entmax_bisect",
     "topk_softmax",
+    "monarch",
+    "MonarchLinear",
     "tiger",
     "Tiger",
     "tiger_step",

@@ -6,6 +6,8 @@ CuPy views on the tensor's current stream) and results come back as tensors the 
 
 - maps: :func:`softmax`, :func:`log_softmax`, :func:`sparsemax`, :func:`entmax15`,
   :func:`entmax_bisect` — differentiable in ``x`` (``dim`` instead of NumPy's ``axis``).
+- Monarch: :func:`monarch_multiply` (differentiable in x, w1, w2) and :class:`MonarchLinear`
+  (an ``nn.Module`` whose ``w1``/``w2`` use the reference layout, so existing weights load).
 - :class:`Tiger`: a ``torch.optim.Optimizer`` over :func:`fastcore.tiger.tiger_step`.
 - :func:`ig_grad_fn`: turns an ``nn.Module`` into the gradient callable of
   :func:`fastcore.ig.integrated_gradients`.
@@ -22,6 +24,7 @@ from . import _interop
 
 __all__ = [
     "softmax", "log_softmax", "sparsemax", "entmax15", "entmax_bisect",
+    "monarch_multiply", "MonarchLinear",
     "Tiger", "ig_grad_fn",
 ]
 
@@ -115,6 +118,102 @@ def entmax_bisect(x: torch.Tensor, alpha: float = 1.5, dim: int = -1, *, n_iter=
     if n_iter is not None:
         extra["n_iter"] = n_iter
     return _MapFunction.apply(x, "entmax_bisect", _axis(dim), 1.0, mask, extra)
+
+
+# --- Monarch -------------------------------------------------------------------------------------
+
+class _MonarchMultiply(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w1, w2):
+        from . import monarch
+
+        ctx.save_for_backward(x, w1, w2)
+        return _tensor(monarch.multiply(_native(x, "x"), _native(w1, "w1"), _native(w2, "w2")))
+
+    @staticmethod
+    def backward(ctx, dy):
+        from . import monarch
+
+        x, w1, w2 = ctx.saved_tensors
+        dx, dw1, dw2 = monarch.multiply_backward(_native(x, "x"), _native(w1, "w1"),
+                                                 _native(w2, "w2"), _native(dy.contiguous(), "dy"))
+        return _tensor(dx), _tensor(dw1), _tensor(dw2)
+
+
+def monarch_multiply(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+    """Differentiable :func:`fastcore.monarch.multiply`: y = x @ Mᵀ, M = P·BD(w2)·P·BD(w1), with
+    w1 (k, q, p) and w2 (l, s, r) in the reference layout. Real dtypes (torch's complex autograd
+    convention is not mapped)."""
+    for name, t in (("x", x), ("w1", w1), ("w2", w2)):
+        if t.is_complex():
+            raise TypeError(f"{name}: fastcore.torch.monarch_multiply supports real dtypes; use "
+                            f"fastcore.monarch.multiply for complex (no autograd)")
+    return _MonarchMultiply.apply(x, w1, w2)
+
+
+class MonarchLinear(torch.nn.Module):
+    """A linear layer with a Monarch weight, y = x Mᵀ + b, in_features → out_features.
+
+    The factors are ``w1`` (k, q, p) and ``w2`` (l, s, r) in the reference layout, so a state dict
+    of the reference ``MonarchLinear`` loads as it is. Sizes that are not multiples of ``nblocks``
+    are zero-padded on the input and truncated on the output (as the reference does).
+    Initialisation: each block uniform in ±1/√(fan-in of that block), the bias uniform in
+    ±1/√in_features (the ``nn.Linear`` rule applied per factor)."""
+
+    def __init__(self, in_features: int, out_features: int, nblocks: int = 4, bias: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        from . import monarch
+
+        # Reuse fastcore's layout rules (padding, factor shapes) so both classes agree.
+        shapes = monarch.factor_shapes(in_features, out_features, nblocks)
+        (w1_shape, w2_shape, self.in_padded, self.out_padded) = shapes
+        factory = {"device": device, "dtype": dtype}
+        self.in_features, self.out_features, self.nblocks = in_features, out_features, nblocks
+        self.w1 = torch.nn.Parameter(torch.empty(w1_shape, **factory))
+        self.w2 = torch.nn.Parameter(torch.empty(w2_shape, **factory))
+        self.bias = torch.nn.Parameter(torch.empty(out_features, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            for w in (self.w1, self.w2):
+                bound = 1.0 / np.sqrt(w.shape[-1])
+                w.uniform_(-bound, bound)
+            if self.bias is not None:
+                bound = 1.0 / np.sqrt(self.in_features)
+                self.bias.uniform_(-bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"x: last dimension must be in_features={self.in_features}, "
+                             f"got {x.shape[-1]}")
+        if self.in_padded != self.in_features:
+            x = torch.nn.functional.pad(x, (0, self.in_padded - self.in_features))
+        y = monarch_multiply(x.contiguous(), self.w1, self.w2)[..., :self.out_features]
+        return y + self.bias if self.bias is not None else y
+
+    @classmethod
+    def from_dense(cls, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                   nblocks: int = 4) -> "MonarchLinear":
+        """The best Monarch approximation (Frobenius norm) of a dense (out, in) weight, via
+        :func:`fastcore.monarch.project`."""
+        out_features, in_features = weight.shape
+        layer = cls(in_features, out_features, nblocks, bias=bias is not None,
+                    device=weight.device, dtype=weight.dtype)
+        padded = torch.zeros(layer.out_padded, layer.in_padded, dtype=weight.dtype,
+                             device=weight.device)
+        padded[:out_features, :in_features] = weight.detach()
+        from . import monarch
+
+        w1, w2 = monarch.project(_native(padded, "weight"),
+                                 shapes=(tuple(layer.w1.shape), tuple(layer.w2.shape)))
+        with torch.no_grad():
+            layer.w1.copy_(_tensor(w1))
+            layer.w2.copy_(_tensor(w2))
+            if bias is not None:
+                layer.bias.copy_(bias.detach())
+        return layer
 
 
 # --- Tiger ---------------------------------------------------------------------------------------

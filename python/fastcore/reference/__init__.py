@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import activations, tiger  # noqa: E402,F401
+from . import activations, monarch, tiger  # noqa: E402,F401
 
-__all__ = ["exp", "activations", "tiger"]
+__all__ = ["exp", "activations", "monarch", "tiger"]
 
 
 def exp(x):
