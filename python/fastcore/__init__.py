@@ -26,7 +26,9 @@ from ._backend import cuda_available
 from ._errors import BackendUnavailableError, CudaError
 from . import reference
 from . import tiger
+from . import ig
 from .tiger import Tiger, tiger_step
+from .ig import integrated_gradients
 
 __all__ = [
     "__version__",
@@ -46,6 +48,8 @@ __all__ = [
     "tiger",
     "Tiger",
     "tiger_step",
+    "ig",
+    "integrated_gradients",
 ]
 
 _warn_if_fastai_fastcore_installed()
