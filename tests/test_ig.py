@@ -371,3 +371,48 @@ def test_bad_arguments(rng):
         ig.integrated_gradients(42, x)
     with pytest.raises(TypeError, match="x: expected a NumPy or CuPy array"):
         ig.integrated_gradients(g, [[1.0, 2.0]])
+
+
+# ------------------------------------------------------------------ expected gradients
+
+def test_expected_gradients_matches_reference_and_is_chunk_invariant(rng):
+    model = Smooth(rng, (3, 4))
+    x = rng.standard_normal((5, 3, 4))
+    bg = rng.standard_normal((7, 3, 4))
+    mean, se = ig.expected_gradients(model.grad, x, bg, n_samples=30, rng=np.random.default_rng(5), chunk_size=4)
+    d = np.random.default_rng(5)
+    idx, alpha = d.integers(0, 7, size=(30, 5)), d.random((30, 5))
+    rmean, rse = ref.expected_gradients(model.grad, x, bg, idx, alpha)
+    np.testing.assert_allclose(mean, rmean, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(se, rse, rtol=1e-7, atol=1e-12)  # one-pass vs two-pass variance
+    for c in (1, 5, 149, None):
+        m2, s2 = ig.expected_gradients(model.grad, x, bg, n_samples=30, rng=5, chunk_size=c)
+        np.testing.assert_array_equal(m2, mean)
+        np.testing.assert_array_equal(s2, se)
+
+
+def test_expected_gradients_linear_expectation(rng):
+    w = rng.standard_normal(6)
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    bg = rng.standard_normal((50, 6))
+    mean, se = ig.expected_gradients(lambda p, t: np.broadcast_to(w.astype(p.dtype), p.shape).copy(), x, bg,
+                                     n_samples=400, rng=rng)
+    truth = (x - bg.mean(axis=0)) * w  # φ does not depend on α for a linear model
+    assert mean.dtype == np.float32 and se.dtype == np.float64
+    assert np.all(se > 0)
+    assert np.all(np.abs(mean - truth) < 5 * se + 1e-6)
+
+
+def test_expected_gradients_bad_input(rng):
+    g = lambda p, t: np.zeros_like(p)  # noqa: E731
+    x = rng.standard_normal((2, 3))
+    with pytest.raises(ValueError, match="n_samples"):
+        ig.expected_gradients(g, x, np.zeros((4, 3)), n_samples=1)
+    with pytest.raises(ValueError, match="background: expected shape"):
+        ig.expected_gradients(g, x, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="background: expected at least one row"):
+        ig.expected_gradients(g, x, np.zeros((0, 3)))
+    with pytest.raises(TypeError, match="rng"):
+        ig.expected_gradients(g, x, np.zeros((4, 3)), rng="seed")
+    with pytest.raises(ValueError, match="non-finite gradient"):
+        ig.expected_gradients(lambda p, t: np.full_like(p, np.inf), x, np.zeros((4, 3)), n_samples=3)

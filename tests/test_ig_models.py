@@ -225,3 +225,20 @@ def test_model_bad_input(rng):
         ig.MLP([])
     with pytest.raises(TypeError, match="dtype"):
         ig.Linear(np.ones((2, 2), np.int32))
+
+
+def test_expected_gradients_with_model(rng):
+    layers = make_layers(rng, [8, 6, 3])
+    m = ig.MLP(layers, "tanh", "softmax")
+    x = rng.standard_normal((4, 8))
+    bg = rng.standard_normal((9, 8))
+    t = rng.integers(0, 3, 4)
+    mean, se = ig.expected_gradients(m, x, bg, n_samples=20, rng=3, target=t)
+    d = np.random.default_rng(3)
+    idx, alpha = d.integers(0, 9, size=(20, 4)), d.random((20, 4))
+    rmean, rse = ref.expected_gradients(lambda p, tt: ref.mlp_grad(layers, "tanh", "softmax", p, tt), x, bg, idx,
+                                        alpha, t)
+    np.testing.assert_allclose(mean, rmean, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(se, rse, rtol=1e-6, atol=1e-12)
+    with pytest.raises(ValueError, match="target: required"):
+        ig.expected_gradients(m, x, bg)

@@ -125,3 +125,18 @@ def mlp_grad(layers, activation_name, output, x, target):
         if li > 0:
             d = g * activation(activation_name, zs[li - 1])[1]
     return g
+
+
+def expected_gradients(grad_fn, x, background, idx, alpha, target=None):
+    """Mean and standard error of φ_ji = (x_i − bg[idx_ji]) ⊙ ∇F((1 − α_ji) bg[idx_ji] + α_ji x_i)
+    for given draws idx, alpha (n, N): all n·N rows at once, float64, two-pass variance."""
+    x = np.asarray(x, np.float64)
+    bg = np.asarray(background, np.float64)
+    n, N = idx.shape
+    xb = bg[idx]                                   # (n, N, *F)
+    a = alpha.reshape(n, N, *([1] * (x.ndim - 1)))
+    pts = ((1 - a) * xb + a * x[None]).reshape(n * N, *x.shape[1:])
+    t = None if target is None else np.tile(np.broadcast_to(np.asarray(target), (N,)), n)
+    g = np.asarray(grad_fn(pts, t), np.float64).reshape(n, N, *x.shape[1:])
+    phi = g * (x[None] - xb)
+    return phi.mean(axis=0), phi.std(axis=0, ddof=1) / np.sqrt(n)
