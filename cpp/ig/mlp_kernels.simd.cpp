@@ -119,39 +119,48 @@ inline void micro_full(std::int64_t K, const T* __restrict A, std::int64_t lda, 
 }
 
 template <class T>
-inline void micro_edge(std::int64_t K, int mr, int nr, const T* A, std::int64_t lda, const T* B,
-                       std::int64_t ldb, T* C, std::int64_t ldc, const T* bias) {
-  for (int r = 0; r < mr; ++r)
-    for (int j = 0; j < nr; ++j) {
-      T acc = bias ? bias[j] : T(0);
-      for (std::int64_t k = 0; k < K; ++k) acc = vmath::fma(A[r * lda + k], B[k * ldb + j], acc);
-      C[r * ldc + j] = acc;
-    }
+inline void micro_rows(int mr, std::int64_t K, const T* a, std::int64_t lda, const T* B, std::int64_t ldb, T* c,
+                       std::int64_t ldc, const T* bias) {
+  switch (mr) {
+    case 6: micro_full<T, 6>(K, a, lda, B, ldb, c, ldc, bias); break;
+    case 5: micro_full<T, 5>(K, a, lda, B, ldb, c, ldc, bias); break;
+    case 4: micro_full<T, 4>(K, a, lda, B, ldb, c, ldc, bias); break;
+    case 3: micro_full<T, 3>(K, a, lda, B, ldb, c, ldc, bias); break;
+    case 2: micro_full<T, 2>(K, a, lda, B, ldb, c, ldc, bias); break;
+    default: micro_full<T, 1>(K, a, lda, B, ldb, c, ldc, bias); break;
+  }
 }
 
 template <class T>
 void gemm(std::int64_t M, std::int64_t Nc, std::int64_t K, const T* A, std::int64_t lda, const T* B,
           std::int64_t ldb, T* C, std::int64_t ldc, const T* bias) {
   constexpr int MR = Tiles<T>::MR, NR = Tiles<T>::NR;
+  std::vector<T> panel, pbias;  // a narrow last column panel, zero-padded to NR columns
   for (std::int64_t j0 = 0; j0 < Nc; j0 += NR) {
     const int nr = static_cast<int>(std::min<std::int64_t>(NR, Nc - j0));
-    const T* bj = bias ? bias + j0 : nullptr;
+    if (nr == NR) {
+      const T* bj = bias ? bias + j0 : nullptr;
+      for (std::int64_t i0 = 0; i0 < M; i0 += MR) {
+        const int mr = static_cast<int>(std::min<std::int64_t>(MR, M - i0));
+        micro_rows<T>(mr, K, A + i0 * lda, lda, B + j0, ldb, C + i0 * ldc + j0, ldc, bj);
+      }
+      continue;
+    }
+    // Padded lanes compute 0 · a products that are discarded; the kept lanes run the same fma
+    // chain as everywhere else.
+    panel.assign(static_cast<std::size_t>(K * NR), T(0));
+    for (std::int64_t k = 0; k < K; ++k)
+      for (int j = 0; j < nr; ++j) panel[static_cast<std::size_t>(k * NR + j)] = B[k * ldb + j0 + j];
+    if (bias) {
+      pbias.assign(NR, T(0));
+      for (int j = 0; j < nr; ++j) pbias[static_cast<std::size_t>(j)] = bias[j0 + j];
+    }
+    T tile[MR * NR];
     for (std::int64_t i0 = 0; i0 < M; i0 += MR) {
       const int mr = static_cast<int>(std::min<std::int64_t>(MR, M - i0));
-      if (nr == NR) {  // full-width column panel: vector kernel for any row count
-        const T* a = A + i0 * lda;
-        T* c = C + i0 * ldc + j0;
-        switch (mr) {
-          case 6: micro_full<T, 6>(K, a, lda, B + j0, ldb, c, ldc, bj); break;
-          case 5: micro_full<T, 5>(K, a, lda, B + j0, ldb, c, ldc, bj); break;
-          case 4: micro_full<T, 4>(K, a, lda, B + j0, ldb, c, ldc, bj); break;
-          case 3: micro_full<T, 3>(K, a, lda, B + j0, ldb, c, ldc, bj); break;
-          case 2: micro_full<T, 2>(K, a, lda, B + j0, ldb, c, ldc, bj); break;
-          default: micro_full<T, 1>(K, a, lda, B + j0, ldb, c, ldc, bj); break;
-        }
-      } else {
-        micro_edge<T>(K, mr, nr, A + i0 * lda, lda, B + j0, ldb, C + i0 * ldc + j0, ldc, bj);
-      }
+      micro_rows<T>(mr, K, A + i0 * lda, lda, panel.data(), NR, tile, NR, bias ? pbias.data() : nullptr);
+      for (int r = 0; r < mr; ++r)
+        for (int j = 0; j < nr; ++j) C[(i0 + r) * ldc + j0 + j] = tile[r * NR + j];
     }
   }
 }
@@ -204,16 +213,13 @@ inline void act_forward(Act act, const T* z, T* h, std::int64_t n) {
 
 // d[j] *= act'(z[j])  (ReLU'(0) = 0 as in PyTorch)
 template <class T>
-inline void act_backward(Act act, const T* z, T* d, std::int64_t n) {
+inline void act_backward(Act act, const T* z, const T* hval, T* d, std::int64_t n) {
   switch (act) {
     case Act::relu:
       for (std::int64_t j = 0; j < n; ++j) d[j] = z[j] > T(0) ? d[j] : T(0);
       break;
     case Act::tanh:
-      for (std::int64_t j = 0; j < n; ++j) {
-        const T t = tanh_of(z[j]);
-        d[j] = d[j] * (T(1) - t * t);
-      }
+      for (std::int64_t j = 0; j < n; ++j) d[j] = d[j] * (T(1) - hval[j] * hval[j]);  // tanh' = 1 − h²
       break;
     case Act::gelu:  // Φ(z) + z φ(z)
       for (std::int64_t j = 0; j < n; ++j) {
@@ -298,7 +304,9 @@ void run(const MlpArgs& a) {
     // activation buffer and two gradient buffers.
     std::vector<std::vector<T>> Zl(static_cast<std::size_t>(L));
     for (int l = 0; l < L; ++l) Zl[static_cast<std::size_t>(l)].resize(static_cast<std::size_t>(kTileRows * a.dims[l + 1]));
-    std::vector<T> Hb(static_cast<std::size_t>(kTileRows * maxw)), G1(static_cast<std::size_t>(kTileRows * maxw)),
+    std::vector<std::vector<T>> Hl(static_cast<std::size_t>(L));  // activations per hidden layer
+    for (int l = 1; l < L; ++l) Hl[static_cast<std::size_t>(l)].resize(static_cast<std::size_t>(kTileRows * a.dims[l]));
+    std::vector<T> G1(static_cast<std::size_t>(kTileRows * maxw)),
         G2(static_cast<std::size_t>(kTileRows * maxw));
     std::vector<double> dbar(static_cast<std::size_t>(ne * H1), 0.0);
     std::int64_t row_e[kTileRows];
@@ -309,8 +317,9 @@ void run(const MlpArgs& a) {
     auto forward = [&](std::int64_t rows) {
       for (int l = 1; l < L; ++l) {
         const std::int64_t din = a.dims[l], dout = a.dims[l + 1];
-        act_forward<T>(a.act, Zl[static_cast<std::size_t>(l - 1)].data(), Hb.data(), rows * din);
-        gemm<T>(rows, dout, din, Hb.data(), din, static_cast<const T*>(a.WT[l]), dout,
+        T* H = Hl[static_cast<std::size_t>(l)].data();
+        act_forward<T>(a.act, Zl[static_cast<std::size_t>(l - 1)].data(), H, rows * din);
+        gemm<T>(rows, dout, din, H, din, static_cast<const T*>(a.WT[l]), dout,
                 Zl[static_cast<std::size_t>(l)].data(), dout, static_cast<const T*>(a.b[l]));
       }
     };
@@ -341,7 +350,8 @@ void run(const MlpArgs& a) {
         const std::int64_t din = a.dims[l], dout = a.dims[l + 1];
         // δ_l = (δ_{l+1} W_{l+1}) ⊙ act'(a_l): B = W (dout x din) row-major
         gemm<T>(rows, din, dout, cur, dout, static_cast<const T*>(a.W[l]), din, nxt, din, nullptr);
-        act_backward<T>(a.act, Zl[static_cast<std::size_t>(l - 1)].data(), nxt, rows * din);
+        act_backward<T>(a.act, Zl[static_cast<std::size_t>(l - 1)].data(), Hl[static_cast<std::size_t>(l)].data(), nxt,
+                        rows * din);
         std::swap(cur, nxt);
       }
       // δ̄1[e] += w_s δ1 in double; rows are in ascending step order for each example.

@@ -140,3 +140,58 @@ def expected_gradients(grad_fn, x, background, idx, alpha, target=None):
     g = np.asarray(grad_fn(pts, t), np.float64).reshape(n, N, *x.shape[1:])
     phi = g * (x[None] - xb)
     return phi.mean(axis=0), phi.std(axis=0, ddof=1) / np.sqrt(n)
+
+
+def mlp_grad_callable(layers, activation_name, output, dtype):
+    """A plain NumPy gradient callable f(points, target) -> ∂F/∂points of an MLP computed in
+    `dtype` (BLAS products, NumPy elementwise functions): the "user callable" the benchmarks
+    drive the generic path with, and the body of the straightforward NumPy IG."""
+    dtype = np.dtype(dtype)
+    Ws = [np.ascontiguousarray(W, dtype=dtype) for W, _ in layers]
+    bs = [np.zeros(W.shape[0], dtype) if b is None else np.asarray(b, dtype) for W, b in layers]
+
+    def act(z):
+        if activation_name == "tanh":
+            t = np.tanh(z)
+            return t, 1 - t * t
+        if activation_name == "relu":
+            return np.maximum(z, 0), (z > 0).astype(dtype)
+        h, d = activation(activation_name, z)
+        return h.astype(dtype), d.astype(dtype)
+
+    def grad(p, t):
+        h = p.reshape(p.shape[0], -1)
+        derivs = []
+        for li, (W, b) in enumerate(zip(Ws, bs)):
+            z = h @ W.T + b
+            if li < len(Ws) - 1:
+                h, d = act(z)
+                derivs.append(d)
+        m = z.shape[0]
+        tt = np.zeros(m, np.int64) if t is None else t
+        onehot = np.zeros_like(z)
+        onehot[np.arange(m), tt] = 1
+        if output == "logit":
+            d = onehot
+        else:
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            p_ = e / e.sum(axis=1, keepdims=True)
+            d = p_[np.arange(m), tt][:, None] * (onehot - p_) if output == "softmax" else onehot - p_
+        for li in range(len(Ws) - 1, -1, -1):
+            g = d @ Ws[li]
+            if li > 0:
+                d = g * derivs[li - 1]
+        return g.reshape(p.shape)
+
+    return grad
+
+
+def numpy_integrated_gradients(grad_fn, x, baselines, target, alphas, weights):
+    """The straightforward NumPy IG in x's dtype: materialise the whole (S·N, D) path, one call,
+    weighted sum over steps (what most implementations do; the benchmark's floor to beat)."""
+    a = np.asarray(alphas, x.dtype).reshape(-1, *([1] * x.ndim))
+    xb = np.broadcast_to(np.asarray(baselines, x.dtype), x.shape)
+    path = ((1 - a) * xb[None] + a * x[None]).reshape(-1, *x.shape[1:])
+    t = None if target is None else np.tile(target, len(alphas))
+    g = grad_fn(path, t).reshape(len(alphas), *x.shape)
+    return np.tensordot(np.asarray(weights, x.dtype), g, axes=1) * (x - xb)
