@@ -181,7 +181,8 @@ def _check_baselines(baselines: Any, x: Any, xp: Any) -> Any:
         raise ValueError(f"baselines: shape {tuple(b.shape)} does not broadcast to x's {tuple(x.shape)}")
     rows = 1 if shape[0] == 1 else N
     b = b.reshape(shape)
-    if not np.all(np.isfinite(_to_host(b))) if not _backend.is_cupy_array(b) else not bool(xp.isfinite(b).all()):
+    finite = bool(xp.isfinite(b).all()) if _backend.is_cupy_array(b) else bool(np.isfinite(b).all())
+    if not finite:
         raise ValueError("baselines: expected finite values")
     out = xp.broadcast_to(b, (rows,) + tuple(x.shape[1:])).astype(x.dtype)
     return xp.ascontiguousarray(out.reshape(rows, D))
@@ -300,20 +301,34 @@ def _run_interpolate(x2, xb2, alphas, r0, out2):
         _backend.cpu().ig.interpolate(x2, xb2, alphas, r0, out2)
 
 
-def _run_accumulate(acc2, g2, weights, r0, N, alphas):
+def _run_accumulate(acc2, g2, weights, r0, N, alphas, flag=None):
+    """acc += w·g for rows r0..; raises on a non-finite gradient (on the GPU with ``flag`` the
+    check is deferred to _check_flag, so the loop never waits for the device)."""
     if _backend.is_cupy_array(acc2):
-        bad = _cuda_generic().accumulate(acc2, g2, weights, r0)
+        bad = _cuda_generic().accumulate(acc2, g2, weights, r0, flag)
     else:
         bad = _backend.cpu().ig.accumulate(acc2, g2, weights, r0)
     if bad >= 0:
         D = acc2.shape[1]
         row, col = divmod(int(bad), D)
-        r = r0 + row
-        k, i = divmod(r, N)
-        at = "" if alphas is None else f" (alpha={float(alphas[k]):.6g})"
-        value = _to_host(g2[row, col:col + 1])[0]
-        raise ValueError(f"f returned a non-finite gradient ({value}) at step {k}{at}, example {i}, "
-                         f"feature {col} (flat index)")
+        _raise_non_finite(r0 + row, col, N, alphas, _to_host(g2[row, col:col + 1])[0])
+
+
+def _raise_non_finite(r, col, N, alphas, value=None):
+    k, i = divmod(int(r), N)
+    at = "" if alphas is None else f" (alpha={float(alphas[k]):.6g})"
+    shown = "" if value is None else f" ({value})"
+    raise ValueError(f"f returned a non-finite gradient{shown} at step {k}{at}, example {i}, "
+                     f"feature {col} (flat index)")
+
+
+def _check_flag(flag, D, N, alphas):
+    if flag is None:
+        return
+    bad = _cuda_generic().read_flag(flag)
+    if bad >= 0:
+        r, col = divmod(bad, D)
+        _raise_non_finite(r, col, N, alphas)
 
 
 def _cuda_generic():
@@ -430,22 +445,26 @@ def integrated_gradients(
         acc = xp.zeros((N, D), dtype=np.float64)
         x2 = x.reshape(N, D)
         t_dev = None if t is None else (xp.asarray(t) if xp is not np else t)
+        on_gpu = xp is not np
+        flag = _cuda_generic().new_flag() if on_gpu and D else None
+        a_arg, w_arg = (xp.asarray(alphas), xp.asarray(weights)) if on_gpu else (alphas, weights)
         try:
             for r0 in range(0, total, m_max):
                 m = min(m_max, total - r0)
                 P = buf[:m]
                 if D:
-                    _run_interpolate(x2, xb, alphas, r0, P.reshape(m, D))
+                    _run_interpolate(x2, xb, a_arg, r0, P.reshape(m, D))
                 tt = None if t_dev is None else t_dev[(xp.arange(r0, r0 + m) % N)]
                 g = _validate_grads(f(P, tt), m, x, r0, N)
                 if D:
                     g2 = g.reshape(m, D)
                     if not g2.flags.c_contiguous:
                         g2 = xp.ascontiguousarray(g2)
-                    _run_accumulate(acc, g2, weights, r0, N, alphas)
+                    _run_accumulate(acc, g2, w_arg, r0, N, alphas, flag)
                 update(r0 + m)
         finally:
             close()
+        _check_flag(flag, D, N, alphas)
         n_eval = total
         if multiply_by_inputs:
             attributions = acc * (x2.astype(np.float64) - xb.astype(np.float64))
@@ -558,6 +577,9 @@ def expected_gradients(
     s1 = xp.zeros((N, D))
     s2 = xp.zeros((N, D))
     t_dev = None if t is None else (xp.asarray(t) if xp is not np else t)
+    flag = _cuda_generic().new_flag() if xp is not np and D else None
+    if xp is not np:
+        ones = xp.asarray(ones)
     for r0 in range(0, total, chunk_size):
         m = min(chunk_size, total - r0)
         rows = np.arange(r0, r0 + m)
@@ -570,8 +592,14 @@ def expected_gradients(
         g = _validate_grads(f(P, tt), m, x, r0, N).reshape(m, D).astype(np.float64)
         phi = xp.ascontiguousarray(g * (xi - xb_rows))
         if D:
-            _run_accumulate(s1, phi, ones, r0, N, None)
-            _run_accumulate(s2, xp.ascontiguousarray(phi * phi), ones, r0, N, None)
+            _run_accumulate(s1, phi, ones, r0, N, None, flag)
+            _run_accumulate(s2, xp.ascontiguousarray(phi * phi), ones, r0, N, None, flag)
+    if flag is not None:
+        bad = _cuda_generic().read_flag(flag)
+        if bad >= 0:
+            r, col = divmod(bad, D)
+            j, i = divmod(r, N)
+            raise ValueError(f"f returned a non-finite gradient at sample {j}, example {i}, feature {col} (flat index)")
     mean = s1 / n
     var = xp.maximum(s2 - n * mean * mean, 0.0) / (n - 1)
     se = _to_host(xp.sqrt(var / n)).reshape(x.shape)
@@ -607,7 +635,9 @@ class _Model:
             W = _checks.check_array(W, f"layers[{li}] W", dtypes=_checks.FLOAT_DTYPES, ndim=2,
                                     allow_empty=False, finite=True, convert=True)
             if _backend.is_cupy_array(W):
-                raise TypeError(f"layers[{li}] W: built-in models take NumPy weights (the CUDA path is not built)")
+                W = W.get()  # kept on the host (float64 master copy); device copies are cached per dtype
+            if b is not None and _backend.is_cupy_array(b):
+                b = b.get()
             if prev is not None and W.shape[1] != prev:
                 raise ValueError(f"layers[{li}] W: expected {prev} input columns (the previous layer's outputs), "
                                  f"got shape {tuple(W.shape)}")
@@ -635,9 +665,6 @@ class _Model:
         return self._cache[dtype]
 
     def _check_input(self, x: Any, name: str) -> Any:
-        if _backend.is_cupy_array(x):
-            raise TypeError(f"{name}: built-in models run on NumPy arrays (their CUDA path is not built); "
-                            "use model.grad-like CuPy callables on the generic path")
         if x.ndim != 2 or x.shape[1] != self.n_inputs:
             raise ValueError(f"{name}: expected shape (N, {self.n_inputs}), got {tuple(x.shape)}")
         return x
@@ -651,6 +678,7 @@ class _Model:
         return x, t
 
     def _call(self, x, xb, t, alphas, weights, multiply, attr, f_ends):
+        """The fused kernel on NumPy arrays (attr / f_ends filled in place)."""
         Ws, WTs, bs = self._params(x.dtype)
         _backend.cpu().ig.mlp(Ws, WTs, bs, ACTIVATIONS.index(self.activation) if len(Ws) > 1 else 0,
                               OUTPUTS.index(self.output), x, xb, t, np.ascontiguousarray(alphas, np.float64),
@@ -660,6 +688,9 @@ class _Model:
         """F per row, shape (M,), in x's dtype: the target's logit, softmax probability or
         log-probability. target: None (single-output models), an int or an int array (M,)."""
         x, t = self._prepare(x, target)
+        if _backend.is_cupy_array(x):
+            f_ends = _cuda_generic().mlp(self, x, None, t, np.empty(0), np.empty(0), True, False, True)[1]
+            return _backend.array_module("cuda").asarray(f_ends[:, 1].astype(x.dtype))
         f_ends = np.empty((x.shape[0], 2))
         empty = np.empty(0)
         self._call(x, None, t, empty, empty, True, None, f_ends)
@@ -669,6 +700,8 @@ class _Model:
         """∂F/∂x per row, shape (M, n_inputs), in x's dtype (the ``f`` contract of
         :func:`integrated_gradients`)."""
         x, t = self._prepare(x, target)
+        if _backend.is_cupy_array(x):
+            return _cuda_generic().mlp(self, x, None, t, np.ones(1), np.ones(1), False, True, False)[0]
         out = np.empty(x.shape, x.dtype)
         one = np.ones(1)
         self._call(x, None, t, one, one, False, out, None)
@@ -678,6 +711,15 @@ class _Model:
 
     def _integrated_gradients(self, x, xb, t, alphas, weights, multiply, want_f, exact):
         N = x.shape[0]
+        if _backend.is_cupy_array(x):
+            if exact:
+                cp = _backend.array_module("cuda")
+                attr = cp.asarray(self._exact(cp.asnumpy(x), cp.asnumpy(xb), t, multiply))
+                _, f_ends = _cuda_generic().mlp(self, x, xb, t, np.empty(0), np.empty(0), True, False, want_f)
+            else:
+                attr, f_ends = _cuda_generic().mlp(self, x, xb, t, alphas, weights, multiply, True, want_f)
+            return attr, (None if f_ends is None else f_ends[:, 1].copy()), \
+                (None if f_ends is None else f_ends[:, 0].copy())
         f_ends = np.empty((N, 2)) if want_f else None
         if exact:
             attr = self._exact(x, xb, t, multiply)
