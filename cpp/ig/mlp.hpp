@@ -9,7 +9,8 @@
 //
 // Linear models are the case L = 1 (the head is empty, δ_1 = ∂F/∂logits). Matrix products are
 // per-element fma chains in ascending k (any tiling, any ISA: the same bits); examples are
-// processed in fixed blocks of kExampleBlock by the thread pool, so results are bitwise
+// processed in fixed blocks of kExampleBlock (first-layer products in fixed column panels) by the
+// thread pool, so results are bitwise
 // independent of the thread count and of the SIMD level.
 #pragma once
 
@@ -24,7 +25,8 @@ enum class Act : int { relu = 0, gelu = 1, gelu_tanh = 2, tanh = 3 };
 enum class Output : int { logit = 0, softmax = 1, log_softmax = 2 };
 
 constexpr int kMaxLayers = 16;
-constexpr std::int64_t kExampleBlock = 12;  // examples per work item (fixed partition; 2 x 6-row tiles)
+constexpr std::int64_t kExampleBlock = 8;  // examples per work item (fixed partition; 2 x 6-row tiles)
+constexpr std::int64_t kColumnPanel = 64;   // columns per work item of the first-layer products
 constexpr std::int64_t kTileRows = 72;      // (step, example) rows per head tile (a multiple of 6)
 
 struct MlpArgs {

@@ -91,16 +91,23 @@ struct Tiles {
 
 template <class T, int MR>
 inline void micro_full(std::int64_t K, const T* __restrict A, std::int64_t lda, const T* __restrict B,
-                       std::int64_t ldb, T* __restrict C, std::int64_t ldc, const T* bias) {
+                       std::int64_t ldb, T* __restrict C, std::int64_t ldc, const T* bias, bool from_c) {
   using Vt = Vec<T>;
   using V = typename Vt::V;
   constexpr int L = Vt::lanes;
   V c0[MR], c1[MR];
-  const V i0 = bias ? Vt::load(bias) : Vt::zero();
-  const V i1 = bias ? Vt::load(bias + L) : Vt::zero();
-  for (int r = 0; r < MR; ++r) {
-    c0[r] = i0;
-    c1[r] = i1;
+  if (from_c) {  // continue the chains of an earlier K block
+    for (int r = 0; r < MR; ++r) {
+      c0[r] = Vt::load(C + r * ldc);
+      c1[r] = Vt::load(C + r * ldc + L);
+    }
+  } else {
+    const V i0 = bias ? Vt::load(bias) : Vt::zero();
+    const V i1 = bias ? Vt::load(bias + L) : Vt::zero();
+    for (int r = 0; r < MR; ++r) {
+      c0[r] = i0;
+      c1[r] = i1;
+    }
   }
   const T* a[MR];
   for (int r = 0; r < MR; ++r) a[r] = A + r * lda;
@@ -120,48 +127,61 @@ inline void micro_full(std::int64_t K, const T* __restrict A, std::int64_t lda, 
 
 template <class T>
 inline void micro_rows(int mr, std::int64_t K, const T* a, std::int64_t lda, const T* B, std::int64_t ldb, T* c,
-                       std::int64_t ldc, const T* bias) {
+                       std::int64_t ldc, const T* bias, bool from_c) {
   switch (mr) {
-    case 6: micro_full<T, 6>(K, a, lda, B, ldb, c, ldc, bias); break;
-    case 5: micro_full<T, 5>(K, a, lda, B, ldb, c, ldc, bias); break;
-    case 4: micro_full<T, 4>(K, a, lda, B, ldb, c, ldc, bias); break;
-    case 3: micro_full<T, 3>(K, a, lda, B, ldb, c, ldc, bias); break;
-    case 2: micro_full<T, 2>(K, a, lda, B, ldb, c, ldc, bias); break;
-    default: micro_full<T, 1>(K, a, lda, B, ldb, c, ldc, bias); break;
+    case 6: micro_full<T, 6>(K, a, lda, B, ldb, c, ldc, bias, from_c); break;
+    case 5: micro_full<T, 5>(K, a, lda, B, ldb, c, ldc, bias, from_c); break;
+    case 4: micro_full<T, 4>(K, a, lda, B, ldb, c, ldc, bias, from_c); break;
+    case 3: micro_full<T, 3>(K, a, lda, B, ldb, c, ldc, bias, from_c); break;
+    case 2: micro_full<T, 2>(K, a, lda, B, ldb, c, ldc, bias, from_c); break;
+    default: micro_full<T, 1>(K, a, lda, B, ldb, c, ldc, bias, from_c); break;
   }
 }
+
+// K is cut into blocks of kKBlock (the A block stays in L2, the B panel in L1); a later block
+// resumes each element's chain from C, so the operation sequence per element is unchanged.
+constexpr std::int64_t kKBlock = 384;
 
 template <class T>
 void gemm(std::int64_t M, std::int64_t Nc, std::int64_t K, const T* A, std::int64_t lda, const T* B,
           std::int64_t ldb, T* C, std::int64_t ldc, const T* bias) {
   constexpr int MR = Tiles<T>::MR, NR = Tiles<T>::NR;
   std::vector<T> panel, pbias;  // a narrow last column panel, zero-padded to NR columns
-  for (std::int64_t j0 = 0; j0 < Nc; j0 += NR) {
-    const int nr = static_cast<int>(std::min<std::int64_t>(NR, Nc - j0));
-    if (nr == NR) {
-      const T* bj = bias ? bias + j0 : nullptr;
+  T tile[MR * NR];
+  for (std::int64_t k0 = 0; k0 < K || k0 == 0; k0 += kKBlock) {
+    const std::int64_t kc = std::min(kKBlock, K - k0);
+    const bool from_c = k0 > 0;
+    const T* Ak = A + k0;
+    const T* Bk = B + k0 * ldb;
+    for (std::int64_t j0 = 0; j0 < Nc; j0 += NR) {
+      const int nr = static_cast<int>(std::min<std::int64_t>(NR, Nc - j0));
+      if (nr == NR) {
+        const T* bj = bias ? bias + j0 : nullptr;
+        for (std::int64_t i0 = 0; i0 < M; i0 += MR) {
+          const int mr = static_cast<int>(std::min<std::int64_t>(MR, M - i0));
+          micro_rows<T>(mr, kc, Ak + i0 * lda, lda, Bk + j0, ldb, C + i0 * ldc + j0, ldc, bj, from_c);
+        }
+        continue;
+      }
+      // Padded lanes compute 0 · a products that are discarded; the kept lanes run the same fma
+      // chain as everywhere else.
+      panel.assign(static_cast<std::size_t>(kc * NR), T(0));
+      for (std::int64_t k = 0; k < kc; ++k)
+        for (int j = 0; j < nr; ++j) panel[static_cast<std::size_t>(k * NR + j)] = Bk[k * ldb + j0 + j];
+      if (bias) {
+        pbias.assign(NR, T(0));
+        for (int j = 0; j < nr; ++j) pbias[static_cast<std::size_t>(j)] = bias[j0 + j];
+      }
       for (std::int64_t i0 = 0; i0 < M; i0 += MR) {
         const int mr = static_cast<int>(std::min<std::int64_t>(MR, M - i0));
-        micro_rows<T>(mr, K, A + i0 * lda, lda, B + j0, ldb, C + i0 * ldc + j0, ldc, bj);
+        for (int r = 0; r < mr && from_c; ++r)
+          for (int j = 0; j < nr; ++j) tile[r * NR + j] = C[(i0 + r) * ldc + j0 + j];
+        micro_rows<T>(mr, kc, Ak + i0 * lda, lda, panel.data(), NR, tile, NR, bias ? pbias.data() : nullptr, from_c);
+        for (int r = 0; r < mr; ++r)
+          for (int j = 0; j < nr; ++j) C[(i0 + r) * ldc + j0 + j] = tile[r * NR + j];
       }
-      continue;
     }
-    // Padded lanes compute 0 · a products that are discarded; the kept lanes run the same fma
-    // chain as everywhere else.
-    panel.assign(static_cast<std::size_t>(K * NR), T(0));
-    for (std::int64_t k = 0; k < K; ++k)
-      for (int j = 0; j < nr; ++j) panel[static_cast<std::size_t>(k * NR + j)] = B[k * ldb + j0 + j];
-    if (bias) {
-      pbias.assign(NR, T(0));
-      for (int j = 0; j < nr; ++j) pbias[static_cast<std::size_t>(j)] = bias[j0 + j];
-    }
-    T tile[MR * NR];
-    for (std::int64_t i0 = 0; i0 < M; i0 += MR) {
-      const int mr = static_cast<int>(std::min<std::int64_t>(MR, M - i0));
-      micro_rows<T>(mr, K, A + i0 * lda, lda, panel.data(), NR, tile, NR, bias ? pbias.data() : nullptr);
-      for (int r = 0; r < mr; ++r)
-        for (int j = 0; j < nr; ++j) C[(i0 + r) * ldc + j0 + j] = tile[r * NR + j];
-    }
+    if (K == 0) break;
   }
 }
 
@@ -280,24 +300,33 @@ void run(const MlpArgs& a) {
   std::int64_t maxw = 0;
   for (int l = 0; l <= L; ++l) maxw = std::max(maxw, a.dims[l] > 0 ? a.dims[l] : 1);
   // A baseline row shared by every example: its first-layer product is computed once.
-  std::vector<T> shared_a1b;
-  if (xb && a.xb_row_stride == 0) {
-    shared_a1b.resize(static_cast<std::size_t>(H1));
-    gemm<T>(1, H1, D, xb, D, W0T, H1, shared_a1b.data(), H1, b0);
+  // Phase 1: first-layer products for all examples, a1 = W1 x + b1 and a1' = W1 x' + b1 (a shared
+  // baseline row once), parallel over column panels of H1 so W1 is streamed once, not per block.
+  std::vector<T> A1all(static_cast<std::size_t>(N * H1)), A1ball;
+  const std::int64_t b_rows = !xb ? 0 : (a.xb_row_stride == 0 ? 1 : N);
+  if (b_rows) A1ball.resize(static_cast<std::size_t>(b_rows * H1));
+  {
+    const std::int64_t panel = kColumnPanel;
+    parallel_for(0, (H1 + panel - 1) / panel, 1, [&](std::int64_t lo, std::int64_t hi) {
+      for (std::int64_t p = lo; p < hi; ++p) {
+        const std::int64_t j0 = p * panel, nc = std::min(panel, H1 - j0);
+        gemm<T>(N, nc, D, x, D, W0T + j0, H1, A1all.data() + j0, H1, b0 + j0);
+        if (b_rows) gemm<T>(b_rows, nc, D, xb, D, W0T + j0, H1, A1ball.data() + j0, H1, b0 + j0);
+      }
+    });
   }
+  // Phase 2: the head on the path rows, per block of examples; δ̄1 into dbar_all (N x H1, double).
+  std::vector<double> dbar_all(static_cast<std::size_t>(N * H1), 0.0);
   const std::int64_t blocks = (N + kExampleBlock - 1) / kExampleBlock;
   parallel_for_chunks(blocks, [&](std::int64_t blk) {
     const std::int64_t e0 = blk * kExampleBlock, ne = std::min(kExampleBlock, N - e0);
-    std::vector<T> A1(static_cast<std::size_t>(ne * H1)), A1b;
-    gemm<T>(ne, H1, D, x + e0 * D, D, W0T, H1, A1.data(), H1, b0);
-    const T* a1b = A1.data();
+    const T* A1p = A1all.data() + e0 * H1;
+    const T* a1b = A1p;  // no baseline: a1' = a1
     std::int64_t a1b_stride = H1;
-    if (xb && a.xb_row_stride != 0) {
-      A1b.resize(static_cast<std::size_t>(ne * H1));
-      gemm<T>(ne, H1, D, xb + e0 * D, D, W0T, H1, A1b.data(), H1, b0);
-      a1b = A1b.data();
-    } else if (xb) {
-      a1b = shared_a1b.data();
+    if (b_rows == N) {
+      a1b = A1ball.data() + e0 * H1;
+    } else if (b_rows == 1) {
+      a1b = A1ball.data();
       a1b_stride = 0;
     }
     // Workspace for one tile: pre-activations of every layer (kept for the backward pass), one
@@ -308,7 +337,7 @@ void run(const MlpArgs& a) {
     for (int l = 1; l < L; ++l) Hl[static_cast<std::size_t>(l)].resize(static_cast<std::size_t>(kTileRows * a.dims[l]));
     std::vector<T> G1(static_cast<std::size_t>(kTileRows * maxw)),
         G2(static_cast<std::size_t>(kTileRows * maxw));
-    std::vector<double> dbar(static_cast<std::size_t>(ne * H1), 0.0);
+    double* dbar = dbar_all.data() + e0 * H1;
     std::int64_t row_e[kTileRows];
     std::int64_t row_c[kTileRows];
 
@@ -333,7 +362,7 @@ void run(const MlpArgs& a) {
       for (std::int64_t t = 0; t < rows; ++t) {
         const std::int64_t s = (q0 + t) / ne, e = (q0 + t) % ne;
         const double al = a.alphas[s], be = 1.0 - al;
-        const T* p = A1.data() + e * H1;
+        const T* p = A1p + e * H1;
         const T* pb = a1b + e * a1b_stride;
         for (std::int64_t h = 0; h < H1; ++h)  // (1 − α) a1' + α a1, rounded once
           z1[t * H1 + h] = static_cast<T>(be * static_cast<double>(pb[h]) + al * static_cast<double>(p[h]));
@@ -357,7 +386,7 @@ void run(const MlpArgs& a) {
       // δ̄1[e] += w_s δ1 in double; rows are in ascending step order for each example.
       for (std::int64_t t = 0; t < rows; ++t) {
         const double w = a.weights[(q0 + t) / ne];
-        double* db = dbar.data() + row_e[t] * H1;
+        double* db = dbar + row_e[t] * H1;
         const T* d1 = cur + t * H1;
         for (std::int64_t h = 0; h < H1; ++h) db[h] += w * static_cast<double>(d1[h]);
       }
@@ -369,7 +398,7 @@ void run(const MlpArgs& a) {
         for (std::int64_t e_start = 0; e_start < ne; e_start += kTileRows) {
           const std::int64_t rows = std::min(kTileRows, ne - e_start);
           for (std::int64_t t = 0; t < rows; ++t) {
-            const T* src = end ? A1.data() + (e_start + t) * H1 : a1b + (e_start + t) * a1b_stride;
+            const T* src = end ? A1p + (e_start + t) * H1 : a1b + (e_start + t) * a1b_stride;
             std::copy(src, src + H1, Zl[0].data() + t * H1);
           }
           forward(rows);
@@ -383,25 +412,31 @@ void run(const MlpArgs& a) {
       }
     }
 
-    // 3. Attributions: (δ̄1 W1) ⊙ (x − x'), one (ne x H1)·(H1 x D) product.
-    if (a.attr && S > 0) {
-      std::vector<T> dbT(static_cast<std::size_t>(ne * H1));
-      for (std::size_t j = 0; j < dbT.size(); ++j) dbT[j] = static_cast<T>(dbar[j]);
-      T* out = static_cast<T*>(a.attr) + e0 * D;
-      // The product straight into the output rows, then the element-wise factor in place.
-      gemm<T>(ne, D, H1, dbT.data(), H1, W0, D, out, D, nullptr);
-      if (a.multiply) {
-        for (std::int64_t e = 0; e < ne; ++e) {
-          const T* xr = x + (e0 + e) * D;
-          const T* br = xb ? xb + (a.xb_row_stride ? (e0 + e) * D : 0) : xr;
-          T* o = out + e * D;
-          for (std::int64_t j = 0; j < D; ++j)
-            o[j] = static_cast<T>(static_cast<double>(o[j]) *
-                                  (static_cast<double>(xr[j]) - static_cast<double>(br[j])));
-        }
+  });
+
+  // Phase 3: attributions (δ̄1 W1) ⊙ (x − x'): one (N x H1)·(H1 x D) product, parallel over
+  // column panels of D, then the element-wise factor in double, rounded once.
+  T* out = static_cast<T*>(a.attr);
+  if (!out) return;
+  if (S == 0) {
+    std::fill(out, out + N * D, T(0));
+    return;
+  }
+  std::vector<T> dbT(static_cast<std::size_t>(N * H1));
+  for (std::size_t j = 0; j < dbT.size(); ++j) dbT[j] = static_cast<T>(dbar_all[j]);
+  const std::int64_t panel = kColumnPanel;
+  parallel_for(0, (D + panel - 1) / panel, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t p = lo; p < hi; ++p) {
+      const std::int64_t j0 = p * panel, nc = std::min(panel, D - j0);
+      gemm<T>(N, nc, H1, dbT.data(), H1, W0 + j0, D, out + j0, D, nullptr);
+      if (!a.multiply) continue;
+      for (std::int64_t e = 0; e < N; ++e) {
+        const T* xr = x + e * D + j0;
+        const T* br = xb ? xb + (a.xb_row_stride ? e * D : 0) + j0 : xr;
+        T* o = out + e * D + j0;
+        for (std::int64_t j = 0; j < nc; ++j)
+          o[j] = static_cast<T>(static_cast<double>(o[j]) * (static_cast<double>(xr[j]) - static_cast<double>(br[j])));
       }
-    } else if (a.attr) {
-      std::fill(static_cast<T*>(a.attr) + e0 * D, static_cast<T*>(a.attr) + (e0 + ne) * D, T(0));
     }
   });
 }
