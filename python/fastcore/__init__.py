@@ -25,8 +25,9 @@ from ._config import (
 from ._backend import cuda_available
 from ._errors import BackendUnavailableError, CudaError
 from . import reference
-from . import activations, monarch, tiger
+from . import activations, ig, monarch, tiger
 from .activations import entmax15, entmax_bisect, log_softmax, softmax, sparsemax, topk_softmax
+from .ig import integrated_gradients
 from .monarch import MonarchLinear
 from .tiger import Tiger, tiger_step
 
@@ -57,6 +58,8 @@ __all__ = [
     "tiger",
     "Tiger",
     "tiger_step",
+    "ig",
+    "integrated_gradients",
 ]
 
 _warn_if_fastai_fastcore_installed()

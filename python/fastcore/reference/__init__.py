@@ -18,3 +18,6 @@ def exp(x):
     """Reference for the vectorised exp of cpp/common/vmath.hpp: NumPy's (C library) exp in
     float64."""
     return np.exp(np.asarray(x, dtype=np.float64))
+from . import ig  # noqa: E402,F401
+
+__all__ += ["ig"]

@@ -1,0 +1,451 @@
+// The fused model kernel (mlp.hpp), compiled once per ISA. Bitwise identical on every ISA:
+// matrix products are fma chains per output element in ascending k (vmath::fma is correctly
+// rounded in every build), exp is vmath's, the rest are single IEEE operations.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#if FASTCORE_ISA_LEVEL >= 1
+#include <immintrin.h>
+#endif
+
+#include "common/parallel.hpp"
+#include "common/vmath.hpp"
+#include "ig/mlp.hpp"
+
+namespace fastcore {
+namespace ig {
+namespace FASTCORE_ISA_NS {
+
+namespace {
+
+// ---------------------------------------------------------------- matrix product
+// C (M x Nc, ldc) = bias + A (M x K, lda) · B (K x Nc, ldb); bias null means 0. Register tiles of
+// MR x NR outputs (NR = 2 vectors of this ISA); each output element is bias (or 0) followed by
+// fma(a_ik, b_kj, .) for k = 0..K-1, one correctly rounded fma per step in every build (explicit
+// intrinsics here, vmath::fma in the scalar build), so tiles, ISAs and threads give the same bits.
+template <class T>
+struct Vec;
+
+#if FASTCORE_ISA_LEVEL >= 2
+template <>
+struct Vec<float> {
+  using V = __m512;
+  static constexpr int lanes = 16;
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V set1(float a) { return _mm512_set1_ps(a); }
+  static V zero() { return _mm512_setzero_ps(); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+};
+template <>
+struct Vec<double> {
+  using V = __m512d;
+  static constexpr int lanes = 8;
+  static V load(const double* p) { return _mm512_loadu_pd(p); }
+  static void store(double* p, V v) { _mm512_storeu_pd(p, v); }
+  static V set1(double a) { return _mm512_set1_pd(a); }
+  static V zero() { return _mm512_setzero_pd(); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+};
+#elif FASTCORE_ISA_LEVEL == 1
+template <>
+struct Vec<float> {
+  using V = __m256;
+  static constexpr int lanes = 8;
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V set1(float a) { return _mm256_set1_ps(a); }
+  static V zero() { return _mm256_setzero_ps(); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+};
+template <>
+struct Vec<double> {
+  using V = __m256d;
+  static constexpr int lanes = 4;
+  static V load(const double* p) { return _mm256_loadu_pd(p); }
+  static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static V set1(double a) { return _mm256_set1_pd(a); }
+  static V zero() { return _mm256_setzero_pd(); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+};
+#else
+template <class T>
+struct Vec {
+  using V = T;
+  static constexpr int lanes = 1;
+  static V load(const T* p) { return *p; }
+  static void store(T* p, V v) { *p = v; }
+  static V set1(T a) { return a; }
+  static V zero() { return T(0); }
+  static V fma(V a, V b, V c) { return vmath::fma(a, b, c); }
+};
+#endif
+
+template <class T>
+struct Tiles {
+  static constexpr int MR = 6;
+  static constexpr int NR = 2 * Vec<T>::lanes;
+};
+
+template <class T, int MR>
+inline void micro_full(std::int64_t K, const T* __restrict A, std::int64_t lda, const T* __restrict B,
+                       std::int64_t ldb, T* __restrict C, std::int64_t ldc, const T* bias, bool from_c) {
+  using Vt = Vec<T>;
+  using V = typename Vt::V;
+  constexpr int L = Vt::lanes;
+  V c0[MR], c1[MR];
+  if (from_c) {  // continue the chains of an earlier K block
+    for (int r = 0; r < MR; ++r) {
+      c0[r] = Vt::load(C + r * ldc);
+      c1[r] = Vt::load(C + r * ldc + L);
+    }
+  } else {
+    const V i0 = bias ? Vt::load(bias) : Vt::zero();
+    const V i1 = bias ? Vt::load(bias + L) : Vt::zero();
+    for (int r = 0; r < MR; ++r) {
+      c0[r] = i0;
+      c1[r] = i1;
+    }
+  }
+  const T* a[MR];
+  for (int r = 0; r < MR; ++r) a[r] = A + r * lda;
+  for (std::int64_t k = 0; k < K; ++k) {
+    const V b0 = Vt::load(B + k * ldb), b1 = Vt::load(B + k * ldb + L);
+    for (int r = 0; r < MR; ++r) {
+      const V av = Vt::set1(a[r][k]);
+      c0[r] = Vt::fma(av, b0, c0[r]);
+      c1[r] = Vt::fma(av, b1, c1[r]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    Vt::store(C + r * ldc, c0[r]);
+    Vt::store(C + r * ldc + L, c1[r]);
+  }
+}
+
+template <class T>
+inline void micro_rows(int mr, std::int64_t K, const T* a, std::int64_t lda, const T* B, std::int64_t ldb, T* c,
+                       std::int64_t ldc, const T* bias, bool from_c) {
+  switch (mr) {
+    case 6: micro_full<T, 6>(K, a, lda, B, ldb, c, ldc, bias, from_c); break;
+    case 5: micro_full<T, 5>(K, a, lda, B, ldb, c, ldc, bias, from_c); break;
+    case 4: micro_full<T, 4>(K, a, lda, B, ldb, c, ldc, bias, from_c); break;
+    case 3: micro_full<T, 3>(K, a, lda, B, ldb, c, ldc, bias, from_c); break;
+    case 2: micro_full<T, 2>(K, a, lda, B, ldb, c, ldc, bias, from_c); break;
+    default: micro_full<T, 1>(K, a, lda, B, ldb, c, ldc, bias, from_c); break;
+  }
+}
+
+// K is cut into blocks of kKBlock (the A block stays in L2, the B panel in L1); a later block
+// resumes each element's chain from C, so the operation sequence per element is unchanged.
+constexpr std::int64_t kKBlock = 384;
+
+template <class T>
+void gemm(std::int64_t M, std::int64_t Nc, std::int64_t K, const T* A, std::int64_t lda, const T* B,
+          std::int64_t ldb, T* C, std::int64_t ldc, const T* bias) {
+  constexpr int MR = Tiles<T>::MR, NR = Tiles<T>::NR;
+  std::vector<T> panel, pbias;  // a narrow last column panel, zero-padded to NR columns
+  T tile[MR * NR];
+  for (std::int64_t k0 = 0; k0 < K || k0 == 0; k0 += kKBlock) {
+    const std::int64_t kc = std::min(kKBlock, K - k0);
+    const bool from_c = k0 > 0;
+    const T* Ak = A + k0;
+    const T* Bk = B + k0 * ldb;
+    for (std::int64_t j0 = 0; j0 < Nc; j0 += NR) {
+      const int nr = static_cast<int>(std::min<std::int64_t>(NR, Nc - j0));
+      if (nr == NR) {
+        const T* bj = bias ? bias + j0 : nullptr;
+        for (std::int64_t i0 = 0; i0 < M; i0 += MR) {
+          const int mr = static_cast<int>(std::min<std::int64_t>(MR, M - i0));
+          micro_rows<T>(mr, kc, Ak + i0 * lda, lda, Bk + j0, ldb, C + i0 * ldc + j0, ldc, bj, from_c);
+        }
+        continue;
+      }
+      // Padded lanes compute 0 · a products that are discarded; the kept lanes run the same fma
+      // chain as everywhere else.
+      panel.assign(static_cast<std::size_t>(kc * NR), T(0));
+      for (std::int64_t k = 0; k < kc; ++k)
+        for (int j = 0; j < nr; ++j) panel[static_cast<std::size_t>(k * NR + j)] = Bk[k * ldb + j0 + j];
+      if (bias) {
+        pbias.assign(NR, T(0));
+        for (int j = 0; j < nr; ++j) pbias[static_cast<std::size_t>(j)] = bias[j0 + j];
+      }
+      for (std::int64_t i0 = 0; i0 < M; i0 += MR) {
+        const int mr = static_cast<int>(std::min<std::int64_t>(MR, M - i0));
+        for (int r = 0; r < mr && from_c; ++r)
+          for (int j = 0; j < nr; ++j) tile[r * NR + j] = C[(i0 + r) * ldc + j0 + j];
+        micro_rows<T>(mr, kc, Ak + i0 * lda, lda, panel.data(), NR, tile, NR, bias ? pbias.data() : nullptr, from_c);
+        for (int r = 0; r < mr; ++r)
+          for (int j = 0; j < nr; ++j) C[(i0 + r) * ldc + j0 + j] = tile[r * NR + j];
+      }
+    }
+    if (K == 0) break;
+  }
+}
+
+// ---------------------------------------------------------------- activations
+inline float vexp(float v) { return vmath::exp_f32(v); }
+inline double vexp(double v) { return vmath::exp_f64(v); }
+
+// tanh: odd Taylor series below |z| = 1/8 (relative error < 1e-15), else
+// sign(z) (1 − e) / (1 + e) with e = exp(−2|z|) (no overflow, exact saturation).
+template <class T>
+inline T tanh_of(T z) {
+  const T a = z < T(0) ? -z : z;
+  const T e = vexp(T(-2) * a);
+  const T big = (T(1) - e) / (T(1) + e);
+  const T z2 = z * z;
+  T p = T(-929569.0 / 638512875.0);
+  p = p * z2 + T(21844.0 / 6081075.0);
+  p = p * z2 + T(-1382.0 / 155925.0);
+  p = p * z2 + T(62.0 / 2835.0);
+  p = p * z2 + T(-17.0 / 315.0);
+  p = p * z2 + T(2.0 / 15.0);
+  p = p * z2 + T(-1.0 / 3.0);
+  const T small = z + z * (z2 * p);
+  const T t = z < T(0) ? -big : big;
+  return a < T(0.125) ? small : t;
+}
+
+template <class T>
+inline void act_forward(Act act, const T* z, T* h, std::int64_t n) {
+  switch (act) {
+    case Act::relu:
+      for (std::int64_t j = 0; j < n; ++j) h[j] = z[j] > T(0) ? z[j] : T(0);
+      break;
+    case Act::tanh:
+      for (std::int64_t j = 0; j < n; ++j) h[j] = tanh_of(z[j]);
+      break;
+    case Act::gelu:  // z Φ(z), Φ(z) = erfc(−z/√2)/2
+      for (std::int64_t j = 0; j < n; ++j) h[j] = z[j] * (T(0.5) * std::erfc(-z[j] * T(0.70710678118654752440)));
+      break;
+    case Act::gelu_tanh:  // ½ z (1 + tanh(√(2/π)(z + 0.044715 z³)))
+      for (std::int64_t j = 0; j < n; ++j) {
+        const T v = z[j];
+        const T u = T(0.79788456080286535588) * (v + T(0.044715) * v * v * v);
+        h[j] = T(0.5) * v * (T(1) + tanh_of(u));
+      }
+      break;
+  }
+}
+
+// d[j] *= act'(z[j])  (ReLU'(0) = 0 as in PyTorch)
+template <class T>
+inline void act_backward(Act act, const T* z, const T* hval, T* d, std::int64_t n) {
+  switch (act) {
+    case Act::relu:
+      for (std::int64_t j = 0; j < n; ++j) d[j] = z[j] > T(0) ? d[j] : T(0);
+      break;
+    case Act::tanh:
+      for (std::int64_t j = 0; j < n; ++j) d[j] = d[j] * (T(1) - hval[j] * hval[j]);  // tanh' = 1 − h²
+      break;
+    case Act::gelu:  // Φ(z) + z φ(z)
+      for (std::int64_t j = 0; j < n; ++j) {
+        const T v = z[j];
+        const T Phi = T(0.5) * std::erfc(-v * T(0.70710678118654752440));
+        const T phi = vexp(T(-0.5) * v * v) * T(0.39894228040143267794);
+        d[j] = d[j] * (Phi + v * phi);
+      }
+      break;
+    case Act::gelu_tanh:
+      for (std::int64_t j = 0; j < n; ++j) {
+        const T v = z[j];
+        const T c = T(0.79788456080286535588);
+        const T t = tanh_of(c * (v + T(0.044715) * v * v * v));
+        const T du = c * (T(1) + T(3 * 0.044715) * v * v);
+        d[j] = d[j] * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * du);
+      }
+      break;
+  }
+}
+
+// F of one row of logits and, when dz is non-null, dF/dlogits (softmax: p_c (e_c − p);
+// log-softmax: e_c − p). Stable: shifts by the maximum.
+template <class T>
+inline T output_row(Output out, const T* z, std::int64_t C, std::int64_t c, T* dz) {
+  if (out == Output::logit) {
+    if (dz) {
+      for (std::int64_t j = 0; j < C; ++j) dz[j] = T(0);
+      dz[c] = T(1);
+    }
+    return z[c];
+  }
+  T m = z[0];
+  for (std::int64_t j = 1; j < C; ++j) m = z[j] > m ? z[j] : m;
+  T s = T(0);
+  for (std::int64_t j = 0; j < C; ++j) s += vexp(z[j] - m);
+  const T inv = T(1) / s;
+  const T pc = vexp(z[c] - m) * inv;
+  const T F = out == Output::softmax ? pc : (z[c] - m) - std::log(s);
+  if (dz) {
+    const T scale = out == Output::softmax ? pc : T(1);
+    for (std::int64_t j = 0; j < C; ++j) dz[j] = -scale * (vexp(z[j] - m) * inv);
+    dz[c] += scale;
+  }
+  return F;
+}
+
+// ---------------------------------------------------------------- the driver
+template <class T>
+void run(const MlpArgs& a) {
+  const int L = a.n_layers;
+  const std::int64_t D = a.dims[0], H1 = a.dims[1], C = a.dims[L], N = a.N, S = a.S;
+  const T* x = static_cast<const T*>(a.x);
+  const T* xb = static_cast<const T*>(a.xb);
+  const T* W0 = static_cast<const T*>(a.W[0]);
+  const T* W0T = static_cast<const T*>(a.WT[0]);
+  const T* b0 = static_cast<const T*>(a.b[0]);
+  std::int64_t maxw = 0;
+  for (int l = 0; l <= L; ++l) maxw = std::max(maxw, a.dims[l] > 0 ? a.dims[l] : 1);
+  // A baseline row shared by every example: its first-layer product is computed once.
+  // Phase 1: first-layer products for all examples, a1 = W1 x + b1 and a1' = W1 x' + b1 (a shared
+  // baseline row once), parallel over column panels of H1 so W1 is streamed once, not per block.
+  std::vector<T> A1all(static_cast<std::size_t>(N * H1)), A1ball;
+  const std::int64_t b_rows = !xb ? 0 : (a.xb_row_stride == 0 ? 1 : N);
+  if (b_rows) A1ball.resize(static_cast<std::size_t>(b_rows * H1));
+  {
+    const std::int64_t panel = kColumnPanel;
+    parallel_for(0, (H1 + panel - 1) / panel, 1, [&](std::int64_t lo, std::int64_t hi) {
+      for (std::int64_t p = lo; p < hi; ++p) {
+        const std::int64_t j0 = p * panel, nc = std::min(panel, H1 - j0);
+        gemm<T>(N, nc, D, x, D, W0T + j0, H1, A1all.data() + j0, H1, b0 + j0);
+        if (b_rows) gemm<T>(b_rows, nc, D, xb, D, W0T + j0, H1, A1ball.data() + j0, H1, b0 + j0);
+      }
+    });
+  }
+  // Phase 2: the head on the path rows, per block of examples; δ̄1 into dbar_all (N x H1, double).
+  std::vector<double> dbar_all(static_cast<std::size_t>(N * H1), 0.0);
+  const std::int64_t blocks = (N + kExampleBlock - 1) / kExampleBlock;
+  parallel_for_chunks(blocks, [&](std::int64_t blk) {
+    const std::int64_t e0 = blk * kExampleBlock, ne = std::min(kExampleBlock, N - e0);
+    const T* A1p = A1all.data() + e0 * H1;
+    const T* a1b = A1p;  // no baseline: a1' = a1
+    std::int64_t a1b_stride = H1;
+    if (b_rows == N) {
+      a1b = A1ball.data() + e0 * H1;
+    } else if (b_rows == 1) {
+      a1b = A1ball.data();
+      a1b_stride = 0;
+    }
+    // Workspace for one tile: pre-activations of every layer (kept for the backward pass), one
+    // activation buffer and two gradient buffers.
+    std::vector<std::vector<T>> Zl(static_cast<std::size_t>(L));
+    for (int l = 0; l < L; ++l) Zl[static_cast<std::size_t>(l)].resize(static_cast<std::size_t>(kTileRows * a.dims[l + 1]));
+    std::vector<std::vector<T>> Hl(static_cast<std::size_t>(L));  // activations per hidden layer
+    for (int l = 1; l < L; ++l) Hl[static_cast<std::size_t>(l)].resize(static_cast<std::size_t>(kTileRows * a.dims[l]));
+    std::vector<T> G1(static_cast<std::size_t>(kTileRows * maxw)),
+        G2(static_cast<std::size_t>(kTileRows * maxw));
+    double* dbar = dbar_all.data() + e0 * H1;
+    std::int64_t row_e[kTileRows];
+    std::int64_t row_c[kTileRows];
+
+    // Forward through the head for `rows` rows whose first-layer pre-activations are in Zl[0];
+    // leaves the logits in Zl[L-1].
+    auto forward = [&](std::int64_t rows) {
+      for (int l = 1; l < L; ++l) {
+        const std::int64_t din = a.dims[l], dout = a.dims[l + 1];
+        T* H = Hl[static_cast<std::size_t>(l)].data();
+        act_forward<T>(a.act, Zl[static_cast<std::size_t>(l - 1)].data(), H, rows * din);
+        gemm<T>(rows, dout, din, H, din, static_cast<const T*>(a.WT[l]), dout,
+                Zl[static_cast<std::size_t>(l)].data(), dout, static_cast<const T*>(a.b[l]));
+      }
+    };
+    auto target_of = [&](std::int64_t e) -> std::int64_t { return a.target ? a.target[e0 + e] : 0; };
+
+    // 1. Path rows q = s*ne + e (step-major inside the block), in tiles of kTileRows.
+    const std::int64_t total = S * ne;
+    for (std::int64_t q0 = 0; q0 < total; q0 += kTileRows) {
+      const std::int64_t rows = std::min(kTileRows, total - q0);
+      T* z1 = Zl[0].data();
+      for (std::int64_t t = 0; t < rows; ++t) {
+        const std::int64_t s = (q0 + t) / ne, e = (q0 + t) % ne;
+        const double al = a.alphas[s], be = 1.0 - al;
+        const T* p = A1p + e * H1;
+        const T* pb = a1b + e * a1b_stride;
+        for (std::int64_t h = 0; h < H1; ++h)  // (1 − α) a1' + α a1, rounded once
+          z1[t * H1 + h] = static_cast<T>(be * static_cast<double>(pb[h]) + al * static_cast<double>(p[h]));
+        row_e[t] = e;
+        row_c[t] = target_of(e);
+      }
+      forward(rows);
+      // dF/dlogits into G1 (rows x C), then back to the first layer's pre-activations.
+      const T* logits = Zl[static_cast<std::size_t>(L - 1)].data();
+      for (std::int64_t t = 0; t < rows; ++t) output_row<T>(a.output, logits + t * C, C, row_c[t], G1.data() + t * C);
+      T* cur = G1.data();
+      T* nxt = G2.data();
+      for (int l = L - 1; l >= 1; --l) {
+        const std::int64_t din = a.dims[l], dout = a.dims[l + 1];
+        // δ_l = (δ_{l+1} W_{l+1}) ⊙ act'(a_l): B = W (dout x din) row-major
+        gemm<T>(rows, din, dout, cur, dout, static_cast<const T*>(a.W[l]), din, nxt, din, nullptr);
+        act_backward<T>(a.act, Zl[static_cast<std::size_t>(l - 1)].data(), Hl[static_cast<std::size_t>(l)].data(), nxt,
+                        rows * din);
+        std::swap(cur, nxt);
+      }
+      // δ̄1[e] += w_s δ1 in double; rows are in ascending step order for each example.
+      for (std::int64_t t = 0; t < rows; ++t) {
+        const double w = a.weights[(q0 + t) / ne];
+        double* db = dbar + row_e[t] * H1;
+        const T* d1 = cur + t * H1;
+        for (std::int64_t h = 0; h < H1; ++h) db[h] += w * static_cast<double>(d1[h]);
+      }
+    }
+
+    // 2. F at the ends (α = 0: baseline, α = 1: input), forward only.
+    if (a.f_ends) {
+      for (int end = 0; end < 2; ++end) {
+        for (std::int64_t e_start = 0; e_start < ne; e_start += kTileRows) {
+          const std::int64_t rows = std::min(kTileRows, ne - e_start);
+          for (std::int64_t t = 0; t < rows; ++t) {
+            const T* src = end ? A1p + (e_start + t) * H1 : a1b + (e_start + t) * a1b_stride;
+            std::copy(src, src + H1, Zl[0].data() + t * H1);
+          }
+          forward(rows);
+          const T* logits = Zl[static_cast<std::size_t>(L - 1)].data();
+          for (std::int64_t t = 0; t < rows; ++t) {
+            const std::int64_t e = e_start + t;
+            a.f_ends[(e0 + e) * 2 + end] =
+                static_cast<double>(output_row<T>(a.output, logits + t * C, C, target_of(e), nullptr));
+          }
+        }
+      }
+    }
+
+  });
+
+  // Phase 3: attributions (δ̄1 W1) ⊙ (x − x'): one (N x H1)·(H1 x D) product, parallel over
+  // column panels of D, then the element-wise factor in double, rounded once.
+  T* out = static_cast<T*>(a.attr);
+  if (!out) return;
+  if (S == 0) {
+    std::fill(out, out + N * D, T(0));
+    return;
+  }
+  std::vector<T> dbT(static_cast<std::size_t>(N * H1));
+  for (std::size_t j = 0; j < dbT.size(); ++j) dbT[j] = static_cast<T>(dbar_all[j]);
+  const std::int64_t panel = kColumnPanel;
+  parallel_for(0, (D + panel - 1) / panel, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t p = lo; p < hi; ++p) {
+      const std::int64_t j0 = p * panel, nc = std::min(panel, D - j0);
+      gemm<T>(N, nc, H1, dbT.data(), H1, W0 + j0, D, out + j0, D, nullptr);
+      if (!a.multiply) continue;
+      for (std::int64_t e = 0; e < N; ++e) {
+        const T* xr = x + e * D + j0;
+        const T* br = xb ? xb + (a.xb_row_stride ? e * D : 0) + j0 : xr;
+        T* o = out + e * D + j0;
+        for (std::int64_t j = 0; j < nc; ++j)
+          o[j] = static_cast<T>(static_cast<double>(o[j]) * (static_cast<double>(xr[j]) - static_cast<double>(br[j])));
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void mlp_ig_f32(const MlpArgs& a) { run<float>(a); }
+void mlp_ig_f64(const MlpArgs& a) { run<double>(a); }
+
+}  // namespace FASTCORE_ISA_NS
+}  // namespace ig
+}  // namespace fastcore
