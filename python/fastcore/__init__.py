@@ -25,6 +25,7 @@ from ._config import (
 from ._backend import cuda_available
 from ._errors import BackendUnavailableError, CudaError
 from . import reference
+from . import s4
 from . import tiger
 from .tiger import Tiger, tiger_step
 
@@ -43,6 +44,7 @@ __all__ = [
     "CudaError",
     "BackendUnavailableError",
     "reference",
+    "s4",
     "tiger",
     "Tiger",
     "tiger_step",

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import s4  # noqa: E402,F401
 from . import tiger  # noqa: E402,F401
 
-__all__ = ["exp", "tiger"]
+__all__ = ["exp", "s4", "tiger"]
 
 
 def exp(x):
