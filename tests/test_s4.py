@@ -519,3 +519,26 @@ def test_noncontiguous_inputs_are_copied(rng):
     K = rng.standard_normal((3, 10)).T.copy().T
     assert not u.flags.c_contiguous
     np.testing.assert_allclose(s4.fftconv(u, K), R.fftconv_direct(u, K), atol=1e-12)
+
+
+def test_bitwise_simd_levels(rng, restore_simd):
+    from fastcore.testing import simd_levels
+
+    H, N, L = 3, 16, 1000
+    Lambda, P, B = R.random_dplr(rng, H, N)
+    Ct = crandn(rng, H, N)
+    u = rng.standard_normal((2, H, 300)).astype(np.float32)
+    K = rng.standard_normal((2, H, 100)).astype(np.float32)
+    v, w, z = crandn(rng, 7, N, dtype=np.complex64), crandn(rng, 7, N, dtype=np.complex64), \
+        crandn(rng, 333, dtype=np.complex64)
+    results = []
+    for level in simd_levels():
+        with fastcore.simd_level(level):
+            results.append([s4.kernel_dplr(*(a.astype(np.complex64) for a in (Lambda, P, B, Ct)), 0.01, L),
+                            s4.kernel_diag(Lambda, B, Ct, 0.01, L, "bilinear"),
+                            s4.fftconv(u, K, bidirectional=True), s4.cauchy(v, z, w),
+                            *s4.cauchy_backward(v, z, w, s4.cauchy(v, z, w)),
+                            s4.rfft(u[0]), s4.rfft(u[0, :, :257].astype(np.float64))])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(a, b)

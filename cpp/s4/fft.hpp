@@ -7,7 +7,8 @@
 //    X_k = E_k + W^k O_k (W = e^{-2 pi i/m}); the inverse packs the other way round;
 //  * any other length: Bluestein's chirp-z on top of power-of-two FFTs, with the chirp phase
 //    j^2 reduced modulo 2m in integer arithmetic before the sine/cosine (accurate for long m).
-// All twiddles and chirps are computed in double and rounded once to T; plans are built once per
+// Compiled once per ISA (scalar/avx2/avx512; -ffp-contract=off, element-wise loops only), so
+// every ISA gives the same bits. All twiddles and chirps are computed in double and rounded once to T; plans are built once per
 // (size, T) and cached for the life of the process (thread-safe). Transforms are unnormalised
 // (the inverse returns m times the signal), like FFTW; callers scale.
 // Complex data is interleaved (re, im) pairs of T.
@@ -18,6 +19,9 @@
 
 namespace fastcore {
 namespace s4 {
+
+// Only included from *.simd.cpp files: everything lives in the per-ISA namespace.
+namespace FASTCORE_ISA_NS {
 
 inline bool is_pow2(std::int64_t n) { return n > 0 && (n & (n - 1)) == 0; }
 inline std::int64_t next_pow2(std::int64_t n) {
@@ -58,5 +62,6 @@ void rfft_any(std::int64_t m, const T* x, T* X);
 template <class T>
 void irfft_any(std::int64_t m, const T* X, T* x);
 
+}  // namespace FASTCORE_ISA_NS
 }  // namespace s4
 }  // namespace fastcore

@@ -11,6 +11,7 @@
 
 namespace fastcore {
 namespace s4 {
+namespace FASTCORE_ISA_NS {
 
 namespace {
 
@@ -343,5 +344,6 @@ void irfft_any(std::int64_t m, const T* X, T* x) {
 FASTCORE_S4_FFT_INSTANTIATE(float)
 FASTCORE_S4_FFT_INSTANTIATE(double)
 
+}  // namespace FASTCORE_ISA_NS
 }  // namespace s4
 }  // namespace fastcore
