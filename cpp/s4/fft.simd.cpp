@@ -1,4 +1,13 @@
 // In-house FFTs (see fft.hpp for the algorithms and conventions).
+// GCC 12 fuses complex a*b -/+ c*d patterns into vfmaddsub even under -ffp-contract=off,
+// which would make the AVX2/AVX-512 builds round differently from the scalar one: no FMA
+// instructions in these files (vectorisation otherwise unchanged).
+// The AVX-512 build forwards to the AVX2 one (s4_kernels.simd.cpp): with AVX-512 enabled GCC
+// emits EVEX FMAs regardless, so this file is empty there.
+#if FASTCORE_ISA_LEVEL != 2
+#if defined(__FMA__)
+#pragma GCC target("no-fma")
+#endif
 #include "s4/fft.hpp"
 
 #include <cmath>
@@ -347,3 +356,5 @@ FASTCORE_S4_FFT_INSTANTIATE(double)
 }  // namespace FASTCORE_ISA_NS
 }  // namespace s4
 }  // namespace fastcore
+
+#endif  // FASTCORE_ISA_LEVEL != 2

@@ -1,6 +1,14 @@
 // S4 CPU kernels (see s4.hpp; algorithms in notes/s4.md §3-8), compiled once per ISA
 // (cmake/FastcoreIsa.cmake): loops are element-wise with a fixed summation order and no FMA
 // contraction, so scalar, AVX2 and AVX-512 builds give the same bits.
+// GCC 12 fuses complex a*b -/+ c*d patterns into vfmaddsub even under -ffp-contract=off,
+// which would make the AVX2/AVX-512 builds round differently from the scalar one: no FMA
+// instructions in these files (vectorisation otherwise unchanged).
+// With AVX-512 enabled GCC emits (EVEX) FMAs regardless of -ffp-contract=off and target
+// pragmas, so the AVX-512 entry points forward to the FMA-free AVX2 build (bottom of file).
+#if FASTCORE_ISA_LEVEL != 2 && defined(__FMA__)
+#pragma GCC target("no-fma")
+#endif
 #include "s4/s4.hpp"
 #include "s4/s4_isa.hpp"
 
@@ -16,6 +24,8 @@
 namespace fastcore {
 namespace s4 {
 namespace FASTCORE_ISA_NS {
+
+#if FASTCORE_ISA_LEVEL != 2
 
 namespace {
 
@@ -604,6 +614,16 @@ void irfft_rows(const T* X, T* x, std::int64_t rows, std::int64_t m) {
   void name##_##S PARAMS { ::fastcore::s4::FASTCORE_ISA_NS::name<T> ARGS; }
 FASTCORE_S4_FUNCTIONS(FASTCORE_S4_ENTRY, float, f32)
 FASTCORE_S4_FUNCTIONS(FASTCORE_S4_ENTRY, double, f64)
+
+#else  // AVX-512: forward to the AVX2 build
+
+#define FASTCORE_S4_ENTRY_FWD(name, T, S, PARAMS, ARGS) \
+  void name##_##S PARAMS { ::fastcore::s4::isa_avx2::name##_##S ARGS; }
+FASTCORE_S4_FUNCTIONS(FASTCORE_S4_ENTRY_FWD, float, f32)
+FASTCORE_S4_FUNCTIONS(FASTCORE_S4_ENTRY_FWD, double, f64)
+
+#endif  // FASTCORE_ISA_LEVEL != 2
+
 
 }  // namespace FASTCORE_ISA_NS
 }  // namespace s4
