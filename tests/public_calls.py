@@ -165,3 +165,29 @@ def monarch_calls(rng):
     sq2 = rng.standard_normal((4, 3, 3)) + 3 * np.eye(3)
     calls.append(Call("monarch.solve", M.solve, (sq1, sq2, rng.standard_normal((2, 12)))))
     return calls
+
+
+@builder
+def s4_calls(rng):
+    from fastcore import s4
+
+    calls = []
+    for cdt, rdt in ((np.complex64, np.float32), (np.complex128, np.float64)):
+        tag = np.dtype(rdt).name
+        v = (rng.standard_normal((3, 5)) + 1j * rng.standard_normal((3, 5))).astype(cdt)
+        w = (-np.abs(rng.standard_normal((3, 5))) + 1j * rng.standard_normal((3, 5))).astype(cdt)
+        z = np.exp(1j * np.linspace(0.1, 3.0, 7)).astype(cdt)
+        calls.append(Call(f"s4.cauchy[{tag}]", s4.cauchy, (v, z, w)))
+        calls.append(Call(f"s4.cauchy_backward[{tag}]", s4.cauchy_backward,
+                          (v, z, w, (rng.standard_normal((3, 7)) + 0j).astype(cdt))))
+        u = rng.standard_normal((2, 3, 19)).astype(rdt)
+        K = rng.standard_normal((3, 11)).astype(rdt)
+        D = rng.standard_normal(3).astype(rdt)
+        calls.append(Call(f"s4.fftconv[{tag}]", s4.fftconv, (u, K, D)))
+        calls.append(Call(f"s4.fftconv_backward[{tag}]", s4.fftconv_backward, (u, K, D, u)))
+        Lam = (-0.5 + 1j * np.arange(5.0)).astype(cdt)[None].repeat(3, 0)
+        B = np.ones((3, 5), cdt)
+        C = (rng.standard_normal((3, 5)) + 1j * rng.standard_normal((3, 5))).astype(cdt)
+        dt = np.full(3, 0.05, rdt)
+        calls.append(Call(f"s4.kernel_diag[{tag}]", s4.kernel_diag, (Lam, B, C, dt, 33)))
+    return calls

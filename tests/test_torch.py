@@ -131,3 +131,23 @@ def test_monarch_multiply_gradcheck_and_layer(rng):
     W = torch.from_numpy(rng.standard_normal((7, 10)))
     approx = ft.MonarchLinear.from_dense(W, torch.zeros(7, dtype=torch.float64), nblocks=1)
     torch.testing.assert_close(approx(xin), xin @ W.T)          # one block: exact
+
+
+def test_s4_wrappers(rng):
+    u = torch.from_numpy(rng.standard_normal((2, 3, 17))).requires_grad_(True)
+    K = torch.from_numpy(rng.standard_normal((3, 17))).requires_grad_(True)
+    D = torch.from_numpy(rng.standard_normal(3)).requires_grad_(True)
+    assert torch.autograd.gradcheck(ft.fftconv, (u, K, D), eps=1e-6, atol=1e-6)
+    y = ft.fftconv(u, K, D)
+    want = fastcore.s4.fftconv(u.detach().numpy(), K.detach().numpy(), D.detach().numpy())
+    np.testing.assert_allclose(y.detach().numpy(), want, atol=1e-12)
+    v = torch.from_numpy(rng.standard_normal((2, 4)) + 1j * rng.standard_normal((2, 4))).requires_grad_(True)
+    w = torch.from_numpy(-np.abs(rng.standard_normal((2, 4))) + 1j * rng.standard_normal((2, 4))).requires_grad_(True)
+    z = torch.from_numpy(np.exp(1j * np.linspace(0.1, 3.0, 5)))
+    assert torch.autograd.gradcheck(lambda a, b: ft.cauchy(a, z, b), (v, w), eps=1e-6, atol=1e-6)
+    Lam = torch.from_numpy(-0.5 + 1j * np.arange(4.0)).reshape(1, 4).repeat(3, 1)
+    B = torch.ones(3, 4, dtype=torch.complex128)
+    C = torch.from_numpy(rng.standard_normal((3, 4)) + 0j)
+    dt = torch.full((3,), 0.1, dtype=torch.float64)
+    k = ft.kernel_diag(Lam, B, C, dt, 16)
+    assert isinstance(k, torch.Tensor) and k.shape == (3, 16)

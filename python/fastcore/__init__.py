@@ -25,7 +25,7 @@ from ._config import (
 from ._backend import cuda_available
 from ._errors import BackendUnavailableError, CudaError
 from . import reference
-from . import activations, ig, monarch, tiger
+from . import activations, ig, monarch, s4, tiger
 from .activations import entmax15, entmax_bisect, log_softmax, softmax, sparsemax, topk_softmax
 from .ig import integrated_gradients
 from .monarch import MonarchLinear
@@ -55,6 +55,7 @@ __all__ = [
     "topk_softmax",
     "monarch",
     "MonarchLinear",
+    "s4",
     "tiger",
     "Tiger",
     "tiger_step",

@@ -8,6 +8,8 @@ CuPy views on the tensor's current stream) and results come back as tensors the 
   :func:`entmax_bisect` — differentiable in ``x`` (``dim`` instead of NumPy's ``axis``).
 - Monarch: :func:`monarch_multiply` (differentiable in x, w1, w2) and :class:`MonarchLinear`
   (an ``nn.Module`` whose ``w1``/``w2`` use the reference layout, so existing weights load).
+- S4: :func:`cauchy` and :func:`fftconv` (differentiable), :func:`vandermonde`,
+  :func:`kernel_diag`, :func:`kernel_dplr` (forward only: called on tensors that need no grad).
 - :class:`Tiger`: a ``torch.optim.Optimizer`` over :func:`fastcore.tiger.tiger_step`.
 - :func:`ig_grad_fn`: turns an ``nn.Module`` into the gradient callable of
   :func:`fastcore.ig.integrated_gradients`.
@@ -25,6 +27,7 @@ from . import _interop
 __all__ = [
     "softmax", "log_softmax", "sparsemax", "entmax15", "entmax_bisect",
     "monarch_multiply", "MonarchLinear",
+    "cauchy", "vandermonde", "kernel_diag", "kernel_dplr", "fftconv",
     "Tiger", "ig_grad_fn",
 ]
 
@@ -214,6 +217,91 @@ class MonarchLinear(torch.nn.Module):
             if bias is not None:
                 layer.bias.copy_(bias.detach())
         return layer
+
+
+# --- S4 ------------------------------------------------------------------------------------------
+
+class _Cauchy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v, z, w, conj):
+        from . import s4
+
+        ctx.save_for_backward(v, z, w)
+        ctx.conj = conj
+        return _tensor(s4.cauchy(_native(v, "v"), _native(z, "z"), _native(w, "w"), conj=conj))
+
+    @staticmethod
+    def backward(ctx, grad):
+        from . import s4
+
+        v, z, w = ctx.saved_tensors
+        # torch passes dL/d(conj y) for complex outputs; fastcore's cauchy_backward uses the same
+        # convention (documented there), so the result maps through unchanged.
+        dv, dw = s4.cauchy_backward(_native(v, "v"), _native(z, "z"), _native(w, "w"),
+                                    _native(grad.contiguous(), "grad"), conj=ctx.conj)
+        return _tensor(dv), None, _tensor(dw), None
+
+
+def cauchy(v: torch.Tensor, z: torch.Tensor, w: torch.Tensor, *, conj: bool = True) -> torch.Tensor:
+    """Differentiable :func:`fastcore.s4.cauchy` in v and w (z is treated as a constant)."""
+    return _Cauchy.apply(v, z, w, bool(conj))
+
+
+def _no_grad_call(fn: Callable, names, *tensors, **kwargs):
+    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad
+                                        for t in tensors):
+        raise TypeError(f"{fn.__name__}: fastcore has no backward kernel for this function; "
+                        f"call it under torch.no_grad() or on detached tensors")
+    return _interop.accepts_dlpack(fn)(*tensors, **kwargs)
+
+
+def vandermonde(v: torch.Tensor, x: torch.Tensor, L: int, *, conj: bool = True) -> torch.Tensor:
+    """:func:`fastcore.s4.vandermonde` on tensors (no autograd)."""
+    from . import s4
+
+    return _no_grad_call(s4.vandermonde, ("v", "x"), v, x, L, conj=conj)
+
+
+def kernel_diag(Lambda, B, C, dt, L: int, method: str = "zoh") -> torch.Tensor:
+    """:func:`fastcore.s4.kernel_diag` on tensors (no autograd)."""
+    from . import s4
+
+    return _no_grad_call(s4.kernel_diag, (), Lambda, B, C, dt, L, method=method)
+
+
+def kernel_dplr(Lambda, P, B, Ct, dt, L: int) -> torch.Tensor:
+    """:func:`fastcore.s4.kernel_dplr` on tensors (no autograd)."""
+    from . import s4
+
+    return _no_grad_call(s4.kernel_dplr, (), Lambda, P, B, Ct, dt, L)
+
+
+class _FFTConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, K, D, bidirectional):
+        from . import s4
+
+        ctx.save_for_backward(u, K, D)
+        ctx.bidirectional = bidirectional
+        y = s4.fftconv(_native(u, "u"), _native(K, "K"), _native(D, "D"),
+                       bidirectional=bidirectional)
+        return _tensor(y)
+
+    @staticmethod
+    def backward(ctx, dy):
+        from . import s4
+
+        u, K, D = ctx.saved_tensors
+        du, dK, dD = s4.fftconv_backward(_native(u, "u"), _native(K, "K"), _native(D, "D"),
+                                         _native(dy.contiguous(), "dy"),
+                                         bidirectional=ctx.bidirectional)
+        return _tensor(du), _tensor(dK), (None if D is None else _tensor(dD)), None
+
+
+def fftconv(u: torch.Tensor, K: torch.Tensor, D: torch.Tensor | None = None, *,
+            bidirectional: bool = False) -> torch.Tensor:
+    """Differentiable :func:`fastcore.s4.fftconv`: y = u ∗ K + D·u along the last axis."""
+    return _FFTConv.apply(u, K, D, bool(bidirectional))
 
 
 # --- Tiger ---------------------------------------------------------------------------------------

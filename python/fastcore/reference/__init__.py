@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import activations, monarch, tiger  # noqa: E402,F401
+from . import activations, monarch, s4, tiger  # noqa: E402,F401
 
-__all__ = ["exp", "activations", "monarch", "tiger"]
+__all__ = ["exp", "activations", "monarch", "s4", "tiger"]
 
 
 def exp(x):

@@ -1,0 +1,630 @@
+// S4 CPU kernels (see s4.hpp; algorithms in notes/s4.md §3-8), compiled once per ISA
+// (cmake/FastcoreIsa.cmake): loops are element-wise with a fixed summation order and no FMA
+// contraction, so scalar, AVX2 and AVX-512 builds give the same bits.
+// GCC 12 fuses complex a*b -/+ c*d patterns into vfmaddsub even under -ffp-contract=off,
+// which would make the AVX2/AVX-512 builds round differently from the scalar one: no FMA
+// instructions in these files (vectorisation otherwise unchanged).
+// With AVX-512 enabled GCC emits (EVEX) FMAs regardless of -ffp-contract=off and target
+// pragmas, so the AVX-512 entry points forward to the FMA-free AVX2 build (bottom of file).
+#if FASTCORE_ISA_LEVEL != 2 && defined(__FMA__)
+#pragma GCC target("no-fma")
+#endif
+#include "s4/s4.hpp"
+#include "s4/s4_isa.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <vector>
+
+#include "common/errors.hpp"
+#include "common/parallel.hpp"
+#include "s4/fft.hpp"
+
+namespace fastcore {
+namespace s4 {
+namespace FASTCORE_ISA_NS {
+
+#if FASTCORE_ISA_LEVEL != 2
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846264338327950288;
+using cd = std::complex<double>;
+
+template <class T>
+using Vec = std::vector<T>;
+
+inline std::size_t sz(std::int64_t n) { return static_cast<std::size_t>(n); }
+
+// e^{x} for complex x in double.
+inline cd cexp(double re, double im) {
+  const double m = std::exp(re);
+  return {m * std::cos(im), m * std::sin(im)};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Cauchy product. Work item = (row, block of kNodeBlock nodes); per item the states are the outer
+// loop and the nodes of the block the inner (vectorisable) loop, each node accumulating its own
+// sum in state order: O(N + block) memory, deterministic.
+// Conjugate-pair terms are combined (notes §6.1): v/(z - w) + conj(v)/(z - conj w)
+//   = 2 [z Re v - Re(v conj w)] / [(z - w)(z - conj w)],
+// with the denominator (z - w)(z - conj w) = (x - wr)^2 + (wi - y)(wi + y) + 2i y (x - wr) for
+// z = x + iy: the difference of squares is factored so that near resonance (y ~ wi, small wr) it
+// does not cancel (notes §4.3). One real reciprocal per (state, node).
+// ---------------------------------------------------------------------------------------------
+template <class T>
+void cauchy(const T* v, const T* z, const T* w, T* out, std::int64_t batch, std::int64_t N, std::int64_t Lz,
+            bool conj) {
+  constexpr std::int64_t kNodeBlock = 256;
+  const std::int64_t nblk = (Lz + kNodeBlock - 1) / kNodeBlock;
+  if (batch == 0 || Lz == 0) return;
+  parallel_for(0, batch * nblk, 1, [&](std::int64_t lo, std::int64_t hi) {
+    T zr[kNodeBlock], zi[kNodeBlock], ar[kNodeBlock], ai[kNodeBlock];
+    for (std::int64_t item = lo; item < hi; ++item) {
+      const std::int64_t b = item / nblk, j0 = (item % nblk) * kNodeBlock;
+      const std::int64_t nb = std::min(kNodeBlock, Lz - j0);
+      for (std::int64_t j = 0; j < nb; ++j) {
+        zr[j] = z[2 * (j0 + j)];
+        zi[j] = z[2 * (j0 + j) + 1];
+        ar[j] = T(0);
+        ai[j] = T(0);
+      }
+      const T* vb = v + 2 * b * N;
+      const T* wb = w + 2 * b * N;
+      for (std::int64_t i = 0; i < N; ++i) {
+        const T vr = vb[2 * i], vi = vb[2 * i + 1], wr = wb[2 * i], wi = wb[2 * i + 1];
+        if (conj) {
+          const T alpha = T(-2) * (vr * wr + vi * wi), beta = T(2) * vr;  // num = alpha + beta z
+          for (std::int64_t j = 0; j < nb; ++j) {
+            const T dx = zr[j] - wr, y = zi[j];
+            const T dr = dx * dx + (wi - y) * (wi + y), di = T(2) * y * dx;
+            const T inv = T(1) / (dr * dr + di * di);
+            const T nr = alpha + beta * zr[j], ni = beta * y;
+            ar[j] += (nr * dr + ni * di) * inv;  // num * conj(d) / |d|^2
+            ai[j] += (ni * dr - nr * di) * inv;
+          }
+        } else {
+          for (std::int64_t j = 0; j < nb; ++j) {
+            const T dr = zr[j] - wr, di = zi[j] - wi;
+            const T inv = T(1) / (dr * dr + di * di);
+            ar[j] += (vr * dr + vi * di) * inv;
+            ai[j] += (vi * dr - vr * di) * inv;
+          }
+        }
+      }
+      T* ob = out + 2 * (b * Lz + j0);
+      for (std::int64_t j = 0; j < nb; ++j) {
+        ob[2 * j] = ar[j];
+        ob[2 * j + 1] = ai[j];
+      }
+    }
+  });
+}
+
+// Backward (notes §6.1): per row, nodes outer, states inner (vectorisable, one accumulator per
+// state, summed in node order):
+//   dv_i = sum_j g_j / conj(z_j - w_i) [+ conj(g_j)/(z_j - conj w_i)]
+//   dw_i = conj(v_i) sum_j g_j / conj(z_j - w_i)^2 [+ conj(g_j)/(z_j - conj w_i)^2]
+template <class T>
+void cauchy_backward(const T* v, const T* z, const T* w, const T* g, T* dv, T* dw, std::int64_t batch,
+                     std::int64_t N, std::int64_t Lz, bool conj) {
+  if (batch == 0 || N == 0) return;
+  parallel_for(0, batch, 1, [&](std::int64_t lo, std::int64_t hi) {
+    Vec<T> wr(sz(N)), wi(sz(N)), s1r(sz(N)), s1i(sz(N)), s2r(sz(N)), s2i(sz(N));
+    for (std::int64_t b = lo; b < hi; ++b) {
+      const T* wb = w + 2 * b * N;
+      for (std::int64_t i = 0; i < N; ++i) {
+        wr[sz(i)] = wb[2 * i];
+        wi[sz(i)] = wb[2 * i + 1];
+        s1r[sz(i)] = s1i[sz(i)] = s2r[sz(i)] = s2i[sz(i)] = T(0);
+      }
+      const T* gb = g + 2 * b * Lz;
+      for (std::int64_t j = 0; j < Lz; ++j) {
+        const T xr = z[2 * j], xi = z[2 * j + 1], gr = gb[2 * j], gi = gb[2 * j + 1];
+        for (std::int64_t i = 0; i < N; ++i) {
+          // e = 1/conj(z - w) = (z - w)/|z - w|^2
+          const T dr = xr - wr[sz(i)], di = xi - wi[sz(i)];
+          const T inv = T(1) / (dr * dr + di * di);
+          const T er = dr * inv, ei = di * inv;
+          const T tr = gr * er - gi * ei, ti = gr * ei + gi * er;  // g e
+          s1r[sz(i)] += tr;
+          s1i[sz(i)] += ti;
+          s2r[sz(i)] += tr * er - ti * ei;  // g e^2
+          s2i[sz(i)] += tr * ei + ti * er;
+          if (conj) {
+            // f = 1/(z - conj w) = conj(z - conj w)/|.|^2, times conj(g)
+            const T cr = xr - wr[sz(i)], ci = xi + wi[sz(i)];
+            const T inv2 = T(1) / (cr * cr + ci * ci);
+            const T fr = cr * inv2, fi = -ci * inv2;
+            const T ur = gr * fr + gi * fi, ui = gr * fi - gi * fr;  // conj(g) f
+            s1r[sz(i)] += ur;
+            s1i[sz(i)] += ui;
+            s2r[sz(i)] += ur * fr - ui * fi;
+            s2i[sz(i)] += ur * fi + ui * fr;
+          }
+        }
+      }
+      const T* vb = v + 2 * b * N;
+      for (std::int64_t i = 0; i < N; ++i) {
+        dv[2 * (b * N + i)] = s1r[sz(i)];
+        dv[2 * (b * N + i) + 1] = s1i[sz(i)];
+        const T vr = vb[2 * i], vi = -vb[2 * i + 1];  // conj(v)
+        dw[2 * (b * N + i)] = vr * s2r[sz(i)] - vi * s2i[sz(i)];
+        dw[2 * (b * N + i) + 1] = vr * s2i[sz(i)] + vi * s2r[sz(i)];
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vandermonde product y_l = sum_n v_n e^{x_n l}. Work item = (row, block of kBlock outputs).
+// Per state the powers a^j = e^{x j}, j < kChunk, are built in double by repeated multiplication
+// and rounded once to T; each chunk of kChunk outputs starts from an anchor e^{x l0}, exact (one
+// double exp/sincos) at the item start and advanced by a^kChunk in double within the item (at
+// most kBlock/kChunk steps, so the phase error stays ~1e-15 relative for any L, notes §5). The
+// inner loop over j (outputs) is a plain complex multiply-add in T, vectorisable.
+// ---------------------------------------------------------------------------------------------
+template <class T>
+void vandermonde(const double* v, const double* x, T* out, std::int64_t batch, std::int64_t N, std::int64_t L,
+                 bool real_out) {
+  constexpr std::int64_t kChunk = 64, kBlock = 2048;
+  if (batch == 0 || L == 0) return;
+  const std::int64_t nblk = (L + kBlock - 1) / kBlock;
+  parallel_for(0, batch * nblk, 1, [&](std::int64_t lo, std::int64_t hi) {
+    T pr[kChunk], pi[kChunk];
+    Vec<T> accr(sz(kBlock)), acci(sz(kBlock));
+    for (std::int64_t item = lo; item < hi; ++item) {
+      const std::int64_t b = item / nblk, l0 = (item % nblk) * kBlock;
+      const std::int64_t nl = std::min(kBlock, L - l0);
+      std::fill(accr.begin(), accr.end(), T(0));
+      std::fill(acci.begin(), acci.end(), T(0));
+      for (std::int64_t n = 0; n < N; ++n) {
+        const double xr = x[2 * (b * N + n)], xi = x[2 * (b * N + n) + 1];
+        const cd vv(v[2 * (b * N + n)], v[2 * (b * N + n) + 1]);
+        const cd a = cexp(xr, xi);
+        cd p(1.0, 0.0);
+        for (std::int64_t j = 0; j < kChunk; ++j) {
+          pr[j] = static_cast<T>(p.real());
+          pi[j] = static_cast<T>(p.imag());
+          p *= a;
+        }
+        const cd step = p;  // a^kChunk
+        cd anchor = vv * cexp(xr * static_cast<double>(l0), xi * static_cast<double>(l0));
+        if (real_out) anchor *= 2.0;
+        for (std::int64_t c0 = 0; c0 < nl; c0 += kChunk) {
+          const std::int64_t m = std::min(kChunk, nl - c0);
+          const T ar = static_cast<T>(anchor.real()), ai = static_cast<T>(anchor.imag());
+          T* yr = accr.data() + c0;
+          T* yi = acci.data() + c0;
+          for (std::int64_t j = 0; j < m; ++j) {
+            yr[j] += ar * pr[j] - ai * pi[j];
+            yi[j] += ar * pi[j] + ai * pr[j];
+          }
+          anchor *= step;
+        }
+      }
+      if (real_out) {
+        T* o = out + b * L + l0;
+        for (std::int64_t j = 0; j < nl; ++j) o[j] = accr[sz(j)];
+      } else {
+        T* o = out + 2 * (b * L + l0);
+        for (std::int64_t j = 0; j < nl; ++j) {
+          o[2 * j] = accr[sz(j)];
+          o[2 * j + 1] = acci[sz(j)];
+        }
+      }
+    }
+  });
+}
+
+// Backward: per (row, state), sums over l in double, in l order; e^{x l} from an exact anchor per
+// chunk of 64 times double powers (same accuracy argument as the forward).
+template <class T>
+void vandermonde_backward(const double* v, const double* x, const T* g, double* dv, double* dx,
+                          std::int64_t batch, std::int64_t N, std::int64_t L, bool real_out) {
+  constexpr std::int64_t kChunk = 64;
+  if (batch == 0 || N == 0) return;
+  parallel_for(0, batch, 1, [&](std::int64_t lo, std::int64_t hi) {
+    cd pw[kChunk];
+    for (std::int64_t b = lo; b < hi; ++b) {
+      for (std::int64_t n = 0; n < N; ++n) {
+        const std::int64_t idx = b * N + n;
+        const double xr = x[2 * idx], xi = x[2 * idx + 1];
+        const cd a = cexp(xr, xi);
+        cd p(1.0, 0.0);
+        for (std::int64_t j = 0; j < kChunk; ++j) {
+          pw[j] = p;
+          p *= a;
+        }
+        double s0r = 0, s0i = 0, s1r = 0, s1i = 0;
+        for (std::int64_t c0 = 0; c0 < L; c0 += kChunk) {
+          const cd anchor = cexp(xr * static_cast<double>(c0), xi * static_cast<double>(c0));
+          const std::int64_t m = std::min(kChunk, L - c0);
+          for (std::int64_t j = 0; j < m; ++j) {
+            const std::int64_t l = c0 + j;
+            const cd e = anchor * pw[j];
+            double tr, ti;  // G_l conj(e)
+            if (real_out) {
+              const double G = 2.0 * static_cast<double>(g[b * L + l]);
+              tr = G * e.real();
+              ti = -G * e.imag();
+            } else {
+              const double gr = g[2 * (b * L + l)], gi = g[2 * (b * L + l) + 1];
+              tr = gr * e.real() + gi * e.imag();
+              ti = gi * e.real() - gr * e.imag();
+            }
+            s0r += tr;
+            s0i += ti;
+            s1r += static_cast<double>(l) * tr;
+            s1i += static_cast<double>(l) * ti;
+          }
+        }
+        const cd cv = std::conj(cd(v[2 * idx], v[2 * idx + 1]));
+        const cd d1 = cv * cd(s1r, s1i);
+        dv[2 * idx] = s0r;
+        dv[2 * idx + 1] = s0i;
+        dx[2 * idx] = d1.real();
+        dx[2 * idx + 1] = d1.imag();
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// S4 DPLR kernel (notes §3-4). Per channel h (one work item):
+//   w = dt Lambda; for every (B-side row a in [B; P_0..P_{r-1}], C-side row c in
+//   [Ct_0..Ct_{C-1}; conj P_0..conj P_{r-1}]) the conjugate-pair Cauchy sum at z_k = 2i t_k,
+//   t_k = tan(pi k/L) (fp64), with v = dt a_n c_n. All (1+r)(C+r) products share the
+//   denominator (z - w)(z - conj w) = [wr^2 + (wi - s)(wi + s)] - 2i s wr (s = 2 t_k, the
+//   cancellation-safe form) and its reciprocal: one division per (state, node) instead of 8.
+//   Numerators: 2[z Re v - Re(v conj w)] = alpha_n + i s beta_n, precomputed per state.
+//   Woodbury per node: Khat_c = (1 + i t)(k00_c - k01_c (I + k11)^{-1} k10) (solved in fp64).
+//   Nyquist node (even L): Khat = dt Re sum_n Ct_n B_n exactly. Then K = irfft(Khat, L)/L.
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+// Solves (I + M) x = rhs for r x r complex M (row-major) by Gaussian elimination with partial
+// pivoting; rhs is overwritten with x.
+void solve_identity_plus(std::vector<cd>& M, std::vector<cd>& rhs, std::int64_t r) {
+  for (std::int64_t i = 0; i < r; ++i) M[sz(i * r + i)] += 1.0;
+  for (std::int64_t col = 0; col < r; ++col) {
+    std::int64_t piv = col;
+    for (std::int64_t i = col + 1; i < r; ++i)
+      if (std::abs(M[sz(i * r + col)]) > std::abs(M[sz(piv * r + col)])) piv = i;
+    if (piv != col) {
+      for (std::int64_t j = 0; j < r; ++j) std::swap(M[sz(col * r + j)], M[sz(piv * r + j)]);
+      std::swap(rhs[sz(col)], rhs[sz(piv)]);
+    }
+    const cd d = M[sz(col * r + col)];
+    for (std::int64_t i = col + 1; i < r; ++i) {
+      const cd f = M[sz(i * r + col)] / d;
+      for (std::int64_t j = col; j < r; ++j) M[sz(i * r + j)] -= f * M[sz(col * r + j)];
+      rhs[sz(i)] -= f * rhs[sz(col)];
+    }
+  }
+  for (std::int64_t i = r - 1; i >= 0; --i) {
+    cd acc = rhs[sz(i)];
+    for (std::int64_t j = i + 1; j < r; ++j) acc -= M[sz(i * r + j)] * rhs[sz(j)];
+    rhs[sz(i)] = acc / M[sz(i * r + i)];
+  }
+}
+
+}  // namespace
+
+template <class T>
+void kernel_dplr(const T* Lambda, const T* P, const T* B, const T* Ct, const double* dt, T* K, const DplrShape& s) {
+  const std::int64_t H = s.H, N = s.N, r = s.rank, C = s.channels, L = s.L;
+  if (H == 0 || C == 0 || L == 0) return;
+  const std::int64_t nc = C + r, np = (1 + r) * nc;  // C-side rows, products
+  const std::int64_t nreg = (L + 1) / 2;             // regular nodes k < L/2 (k = L/2 is Nyquist)
+  const std::int64_t nfreq = L / 2 + 1;
+  constexpr std::int64_t kNodeBlock = 64;
+  // nodes in fp64 (notes §4.2), rounded once to T for the Cauchy sums
+  Vec<double> t(sz(nreg));
+  for (std::int64_t k = 0; k < nreg; ++k) t[sz(k)] = std::tan(kPi * static_cast<double>(k) / static_cast<double>(L));
+  parallel_for(0, H, 1, [&](std::int64_t lo, std::int64_t hi) {
+    Vec<T> alpha(sz(np * N)), beta(sz(np * N)), wr(sz(N)), wi(sz(N));
+    Vec<T> accr(sz(np * kNodeBlock)), acci(sz(np * kNodeBlock)), cr(sz(kNodeBlock)), ci(sz(kNodeBlock)),
+        sv(sz(kNodeBlock));
+    Vec<T> khat(sz(2 * nfreq * C)), kout(sz(L));
+    std::vector<cd> M(sz(r * r)), rhs(sz(r));
+    for (std::int64_t h = lo; h < hi; ++h) {
+      const double d = dt[h];
+      auto at = [&](const T* a, std::int64_t n) { return cd(a[2 * n], a[2 * n + 1]); };
+      auto bside = [&](std::int64_t a, std::int64_t n) {
+        return a == 0 ? at(B + 2 * h * N, n) : at(P + 2 * ((a - 1) * H + h) * N, n);
+      };
+      auto cside = [&](std::int64_t c, std::int64_t n) {
+        return c < C ? at(Ct + 2 * (c * H + h) * N, n) : std::conj(at(P + 2 * ((c - C) * H + h) * N, n));
+      };
+      for (std::int64_t n = 0; n < N; ++n) {
+        const cd w = d * at(Lambda + 2 * h * N, n);
+        wr[sz(n)] = static_cast<T>(w.real());
+        wi[sz(n)] = static_cast<T>(w.imag());
+        for (std::int64_t a = 0; a <= r; ++a) {
+          const cd ba = bside(a, n);
+          for (std::int64_t c = 0; c < nc; ++c) {
+            const cd vv = d * ba * cside(c, n);
+            const std::int64_t p = a * nc + c;
+            alpha[sz(p * N + n)] = static_cast<T>(-2.0 * (vv.real() * w.real() + vv.imag() * w.imag()));
+            beta[sz(p * N + n)] = static_cast<T>(2.0 * vv.real());
+          }
+        }
+      }
+      for (std::int64_t k0 = 0; k0 < nreg; k0 += kNodeBlock) {
+        const std::int64_t nb = std::min(kNodeBlock, nreg - k0);
+        for (std::int64_t j = 0; j < nb; ++j) sv[sz(j)] = static_cast<T>(2.0 * t[sz(k0 + j)]);
+        std::fill(accr.begin(), accr.end(), T(0));
+        std::fill(acci.begin(), acci.end(), T(0));
+        for (std::int64_t n = 0; n < N; ++n) {
+          const T a_r = wr[sz(n)], a_i = wi[sz(n)];
+          for (std::int64_t j = 0; j < nb; ++j) {  // shared conj(D)/|D|^2
+            const T sj = sv[sz(j)];
+            const T dr = a_r * a_r + (a_i - sj) * (a_i + sj), di = T(-2) * sj * a_r;
+            const T inv = T(1) / (dr * dr + di * di);
+            cr[sz(j)] = dr * inv;
+            ci[sz(j)] = -di * inv;
+          }
+          for (std::int64_t p = 0; p < np; ++p) {
+            const T al = alpha[sz(p * N + n)], be = beta[sz(p * N + n)];
+            T* yr = accr.data() + p * kNodeBlock;
+            T* yi = acci.data() + p * kNodeBlock;
+            for (std::int64_t j = 0; j < nb; ++j) {
+              const T ni = sv[sz(j)] * be;  // numerator alpha + i s beta
+              yr[j] += al * cr[sz(j)] - ni * ci[sz(j)];
+              yi[j] += al * ci[sz(j)] + ni * cr[sz(j)];
+            }
+          }
+        }
+        for (std::int64_t j = 0; j < nb; ++j) {  // Woodbury + (1 + i t), per node in fp64
+          auto prod = [&](std::int64_t a, std::int64_t c) {
+            const std::int64_t p = a * nc + c;
+            return cd(accr[sz(p * kNodeBlock + j)], acci[sz(p * kNodeBlock + j)]);
+          };
+          if (r > 0) {
+            for (std::int64_t i = 0; i < r; ++i) {
+              rhs[sz(i)] = prod(0, C + i);  // k10 = Q_i R B
+              for (std::int64_t q = 0; q < r; ++q) M[sz(i * r + q)] = prod(1 + q, C + i);  // k11 = Q_i R P_q
+            }
+            solve_identity_plus(M, rhs, r);
+          }
+          const cd f(1.0, t[sz(k0 + j)]);
+          for (std::int64_t c = 0; c < C; ++c) {
+            cd val = prod(0, c);
+            for (std::int64_t q = 0; q < r; ++q) val -= prod(1 + q, c) * rhs[sz(q)];
+            val *= f;
+            khat[sz(2 * (c * nfreq + k0 + j))] = static_cast<T>(val.real());
+            khat[sz(2 * (c * nfreq + k0 + j) + 1)] = static_cast<T>(val.imag());
+          }
+        }
+      }
+      if (L % 2 == 0) {  // Nyquist node in closed form: dt Re sum_n Ct_n B_n
+        for (std::int64_t c = 0; c < C; ++c) {
+          double acc = 0;
+          for (std::int64_t n = 0; n < N; ++n) acc += (cside(c, n) * bside(0, n)).real();
+          khat[sz(2 * (c * nfreq + L / 2))] = static_cast<T>(d * acc);
+          khat[sz(2 * (c * nfreq + L / 2) + 1)] = T(0);
+        }
+      }
+      const T scale = static_cast<T>(1.0 / static_cast<double>(L));
+      for (std::int64_t c = 0; c < C; ++c) {
+        irfft_any<T>(L, khat.data() + 2 * c * nfreq, kout.data());
+        T* o = K + (c * H + h) * L;
+        for (std::int64_t l = 0; l < L; ++l) o[l] = kout[sz(l)] * scale;
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// FFT convolution (notes §7.1). Size n = next power of two >= L + Lk - 1 (causal) or L + Lk
+// (bidirectional), Lk clipped to L (longer taps never reach an output). The kernel spectrum of
+// each channel (k0 at [0, Lk), k1 reversed at n-1-m) is computed once and scaled by 1/n; each
+// (batch, channel) row then does rfft -> multiply -> irfft -> + D u in one pass.
+// ---------------------------------------------------------------------------------------------
+// (outside the anonymous namespace: the thread-pool lambdas capture it)
+struct ConvSize {
+  std::int64_t lk, n, nf;
+};
+
+inline ConvSize conv_size(std::int64_t L, std::int64_t Lk, bool bidirectional) {
+  ConvSize c;
+  c.lk = std::min(Lk, L);
+  c.n = std::max<std::int64_t>(2, next_pow2(L + c.lk - (bidirectional ? 0 : 1)));
+  c.nf = c.n / 2 + 1;
+  return c;
+}
+
+namespace {
+
+template <class T>
+void kernel_spectrum(const FftPlan<T>& plan, const T* k, std::int64_t H, std::int64_t h, std::int64_t Lk,
+                     const ConvSize& cs, bool bidirectional, T* buf, T* work, T* out) {
+  std::fill(buf, buf + cs.n, T(0));
+  for (std::int64_t m = 0; m < cs.lk; ++m) buf[m] = k[h * Lk + m];
+  if (bidirectional)
+    for (std::int64_t m = 0; m < cs.lk; ++m) buf[cs.n - 1 - m] += k[(H + h) * Lk + m];
+  rfft_pow2<T>(plan, buf, out, work);
+  const T scale = T(1) / static_cast<T>(cs.n);
+  for (std::int64_t i = 0; i < 2 * cs.nf; ++i) out[i] *= scale;
+}
+
+}  // namespace
+
+template <class T>
+void fftconv(const T* u, const T* k, const T* D, T* y, std::int64_t batch, std::int64_t H, std::int64_t L,
+             std::int64_t Lk, bool bidirectional) {
+  if (batch == 0 || H == 0 || L == 0) return;
+  const ConvSize cs = conv_size(L, Lk, bidirectional);
+  const auto& plan = fft_plan<T>(cs.n / 2);
+  Vec<T> spec(sz(2 * cs.nf * H));
+  parallel_for(0, H, 1, [&](std::int64_t lo, std::int64_t hi) {
+    Vec<T> buf(sz(cs.n)), work(sz(2 * cs.n));
+    for (std::int64_t h = lo; h < hi; ++h)
+      kernel_spectrum<T>(plan, k, H, h, Lk, cs, bidirectional, buf.data(), work.data(),
+                         spec.data() + 2 * h * cs.nf);
+  });
+  const std::int64_t rows = batch * H;
+  parallel_for(0, rows, 1, [&](std::int64_t lo, std::int64_t hi) {
+    Vec<T> buf(sz(cs.n)), X(sz(2 * cs.nf)), work(sz(2 * cs.n));
+    for (std::int64_t row = lo; row < hi; ++row) {
+      const std::int64_t h = row % H;
+      const T* ur = u + row * L;
+      std::copy(ur, ur + L, buf.begin());
+      std::fill(buf.begin() + L, buf.end(), T(0));
+      rfft_pow2<T>(plan, buf.data(), X.data(), work.data());
+      const T* S = spec.data() + 2 * h * cs.nf;
+      for (std::int64_t i = 0; i < cs.nf; ++i) {
+        const T xr = X[sz(2 * i)], xi = X[sz(2 * i + 1)];
+        X[sz(2 * i)] = xr * S[2 * i] - xi * S[2 * i + 1];
+        X[sz(2 * i + 1)] = xr * S[2 * i + 1] + xi * S[2 * i];
+      }
+      irfft_pow2<T>(plan, X.data(), buf.data(), work.data());
+      T* yr = y + row * L;
+      if (D) {
+        const T dh = D[h];
+        for (std::int64_t t2 = 0; t2 < L; ++t2) yr[t2] = buf[sz(t2)] + dh * ur[t2];
+      } else {
+        std::copy(buf.begin(), buf.begin() + L, yr);
+      }
+    }
+  });
+}
+
+// Backward with the same n: du = irfft(conj(Khat) DYhat)[:L] + D dy (the adjoint correlation),
+// dk = irfft(sum_b conj(Uhat_b) DYhat_b) read at m (k0) and n-1-m (k1), dD = sum_{b,t} u dy.
+// One work item per channel (its batch rows in order): deterministic reduction over the batch.
+template <class T>
+void fftconv_backward(const T* u, const T* k, const T* D, const T* dy, T* du, T* dk, T* dD, std::int64_t batch,
+                      std::int64_t H, std::int64_t L, std::int64_t Lk, bool bidirectional) {
+  if (H == 0) return;
+  const std::int64_t nk = bidirectional ? 2 : 1;
+  if (batch == 0 || L == 0) {
+    std::fill(dk, dk + nk * H * Lk, T(0));
+    if (dD) std::fill(dD, dD + H, T(0));
+    return;
+  }
+  const ConvSize cs = conv_size(L, Lk, bidirectional);
+  const auto& plan = fft_plan<T>(cs.n / 2);
+  parallel_for(0, H, 1, [&](std::int64_t lo, std::int64_t hi) {
+    Vec<T> buf(sz(cs.n)), S(sz(2 * cs.nf)), U(sz(2 * cs.nf)), Y(sz(2 * cs.nf)), acc(sz(2 * cs.nf)),
+        work(sz(2 * cs.n));
+    for (std::int64_t h = lo; h < hi; ++h) {
+      kernel_spectrum<T>(plan, k, H, h, Lk, cs, bidirectional, buf.data(), work.data(), S.data());
+      std::fill(acc.begin(), acc.end(), T(0));
+      double dd = 0;
+      for (std::int64_t b = 0; b < batch; ++b) {
+        const std::int64_t row = b * H + h;
+        const T* ur = u + row * L;
+        const T* gr = dy + row * L;
+        std::copy(ur, ur + L, buf.begin());
+        std::fill(buf.begin() + L, buf.end(), T(0));
+        rfft_pow2<T>(plan, buf.data(), U.data(), work.data());
+        std::copy(gr, gr + L, buf.begin());
+        std::fill(buf.begin() + L, buf.end(), T(0));
+        rfft_pow2<T>(plan, buf.data(), Y.data(), work.data());
+        for (std::int64_t i = 0; i < cs.nf; ++i) {
+          const T ar = U[sz(2 * i)], ai = U[sz(2 * i + 1)], yr = Y[sz(2 * i)], yi = Y[sz(2 * i + 1)];
+          acc[sz(2 * i)] += ar * yr + ai * yi;  // conj(U) Y
+          acc[sz(2 * i + 1)] += ar * yi - ai * yr;
+          const T sr = S[sz(2 * i)], si = S[sz(2 * i + 1)];
+          Y[sz(2 * i)] = sr * yr + si * yi;  // conj(S) Y (S carries 1/n)
+          Y[sz(2 * i + 1)] = sr * yi - si * yr;
+        }
+        irfft_pow2<T>(plan, Y.data(), buf.data(), work.data());
+        T* o = du + row * L;
+        if (D) {
+          const T dh = D[h];
+          for (std::int64_t t2 = 0; t2 < L; ++t2) o[t2] = buf[sz(t2)] + dh * gr[t2];
+          for (std::int64_t t2 = 0; t2 < L; ++t2) dd += static_cast<double>(ur[t2]) * static_cast<double>(gr[t2]);
+        } else {
+          std::copy(buf.begin(), buf.begin() + L, o);
+        }
+      }
+      if (dD) dD[h] = static_cast<T>(dd);
+      irfft_pow2<T>(plan, acc.data(), buf.data(), work.data());
+      const T scale = T(1) / static_cast<T>(cs.n);
+      T* k0 = dk + h * Lk;
+      for (std::int64_t m = 0; m < Lk; ++m) k0[m] = m < cs.lk ? buf[sz(m)] * scale : T(0);
+      if (bidirectional) {
+        T* k1 = dk + (H + h) * Lk;
+        for (std::int64_t m = 0; m < Lk; ++m) k1[m] = m < cs.lk ? buf[sz(cs.n - 1 - m)] * scale : T(0);
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// RTF kernel (notes §8), in fp64 internally (the division by DFT([1, a]) amplifies errors).
+// ---------------------------------------------------------------------------------------------
+template <class T>
+void rtf_kernel(const T* a, const T* b, const T* h0, T* out, std::int64_t H, std::int64_t N, std::int64_t L) {
+  if (H == 0 || L == 0) return;
+  const std::int64_t n = L + (L & 1);
+  FASTCORE_CHECK(N < n, "rtf_kernel: state size ", N, " must be < the even length ", n);
+  const std::int64_t nf = n / 2 + 1;
+  parallel_for(0, H, 1, [&](std::int64_t lo, std::int64_t hi) {
+    Vec<double> xa(sz(n)), xb(sz(n)), A(sz(2 * nf)), Bf(sz(2 * nf)), kk(sz(n));
+    for (std::int64_t h = lo; h < hi; ++h) {
+      std::fill(xa.begin(), xa.end(), 0.0);
+      std::fill(xb.begin(), xb.end(), 0.0);
+      xa[0] = 1.0;
+      for (std::int64_t i = 0; i < N; ++i) {
+        xa[sz(1 + i)] = static_cast<double>(a[h * N + i]);
+        xb[sz(1 + i)] = static_cast<double>(b[h * N + i]);
+      }
+      rfft_any<double>(n, xa.data(), A.data());
+      rfft_any<double>(n, xb.data(), Bf.data());
+      const double c0 = static_cast<double>(h0[h]);
+      for (std::int64_t i = 0; i < nf; ++i) {
+        const cd q = cd(Bf[sz(2 * i)], Bf[sz(2 * i + 1)]) / cd(A[sz(2 * i)], A[sz(2 * i + 1)]) + c0;
+        A[sz(2 * i)] = q.real();
+        A[sz(2 * i + 1)] = q.imag();
+      }
+      irfft_any<double>(n, A.data(), kk.data());
+      for (std::int64_t l = 0; l < L; ++l) out[h * L + l] = static_cast<T>(kk[sz(l)] / static_cast<double>(n));
+    }
+  });
+}
+
+template <class T>
+void rfft_rows(const T* x, T* X, std::int64_t rows, std::int64_t m) {
+  const std::int64_t nf = m / 2 + 1;
+  parallel_for(0, rows, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t r = lo; r < hi; ++r) rfft_any<T>(m, x + r * m, X + 2 * r * nf);
+  });
+}
+
+template <class T>
+void irfft_rows(const T* X, T* x, std::int64_t rows, std::int64_t m) {
+  const std::int64_t nf = m / 2 + 1;
+  const T scale = static_cast<T>(1.0 / static_cast<double>(m));
+  parallel_for(0, rows, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t r = lo; r < hi; ++r) {
+      irfft_any<T>(m, X + 2 * r * nf, x + r * m);
+      for (std::int64_t i = 0; i < m; ++i) x[r * m + i] *= scale;
+    }
+  });
+}
+
+#define FASTCORE_S4_ENTRY(name, T, S, PARAMS, ARGS) \
+  void name##_##S PARAMS { ::fastcore::s4::FASTCORE_ISA_NS::name<T> ARGS; }
+FASTCORE_S4_FUNCTIONS(FASTCORE_S4_ENTRY, float, f32)
+FASTCORE_S4_FUNCTIONS(FASTCORE_S4_ENTRY, double, f64)
+
+#else  // AVX-512: forward to the AVX2 build
+
+#define FASTCORE_S4_ENTRY_FWD(name, T, S, PARAMS, ARGS) \
+  void name##_##S PARAMS { ::fastcore::s4::isa_avx2::name##_##S ARGS; }
+FASTCORE_S4_FUNCTIONS(FASTCORE_S4_ENTRY_FWD, float, f32)
+FASTCORE_S4_FUNCTIONS(FASTCORE_S4_ENTRY_FWD, double, f64)
+
+#endif  // FASTCORE_ISA_LEVEL != 2
+
+
+}  // namespace FASTCORE_ISA_NS
+}  // namespace s4
+}  // namespace fastcore

@@ -1,0 +1,606 @@
+"""S4 kernels (fastcore.s4): Cauchy and Vandermonde products, S4 (DPLR) and S4D kernel
+generation, long FFT convolution and the RTF kernel, on the CPU (NumPy) with float64/complex128
+NumPy references in ``fastcore.reference.s4``.
+
+Conventions (state-spaces/s4; notes/s4.md §1-3): H channels, N stored states = one half of the
+conjugate pairs (the full state is [x, conj x]); A = diag(Lambda) - sum_r P_r P_r^H; bilinear
+discretisation; the kernel is K_l = C_f Abar^l Bbar_f (K_0 = C Bbar, real: "2 Re" of the half sum);
+``kernel_dplr`` consumes Ct = C (I - Abar^L) (``ctilde``), the parameter S4 models train.
+
+dtypes: complex64 / complex128 for the complex parameters (kernels come out float32 / float64),
+float32 / float64 for convolutions. complex64 kernels still compute their nodes, phases and
+Woodbury solves in float64 and round once (notes §4). Non-contiguous inputs are copied;
+outputs are new C-contiguous arrays (``fftconv`` also takes ``out=``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _backend, _checks
+from .reference import s4 as _ref
+
+__all__ = [
+    "cauchy", "cauchy_backward", "vandermonde", "vandermonde_backward", "kernel_dplr", "kernel_diag",
+    "ctilde", "double_length", "discretize", "scan", "fftconv", "fftconv_backward", "rtf_kernel",
+    "rfft", "irfft",
+]
+
+_COMPLEX = ("complex64", "complex128")
+_REAL = ("float32", "float64")
+_REAL_OF = {"complex64": np.float32, "complex128": np.float64}
+_COMPLEX_OF = {"float32": np.complex64, "float64": np.complex128}
+
+
+def _cpu():
+    return _backend.cpu().s4
+
+
+def _xp(a: Any):
+    return np if isinstance(a, np.ndarray) else _backend.array_module("cuda")
+
+
+def _on_gpu(*arrays: Any, **named: Any) -> bool:
+    """True for CuPy inputs; ValueError on a CPU/GPU mix (names from `named`)."""
+    return _checks.same_device(**named) == "cuda"
+
+
+def _ptr(a: Any) -> int:
+    return _backend.data_pointer(a)
+
+
+def _gpu():
+    return _backend.cuda().s4
+
+
+def _arr(x: Any, name: str, dtypes, ndim=None, shape=None, gpu: bool = True) -> Any:
+    """A validated, C-contiguous NumPy or CuPy array (a copy when x is not contiguous)."""
+    x = _checks.check_array(x, name, dtypes=dtypes, convert=True)
+    if not gpu and _backend.is_cupy_array(x):
+        raise TypeError(f"{name}: this function runs on the CPU in float64 (a setup/oracle utility); "
+                        f"pass a NumPy array (cupy.asnumpy)")
+    if ndim is not None and x.ndim not in (ndim if isinstance(ndim, tuple) else (ndim,)):
+        want = " or ".join(f"{d}-d" for d in (ndim if isinstance(ndim, tuple) else (ndim,)))
+        raise ValueError(f"{name}: expected a {want} array, got shape {tuple(x.shape)}")
+    if shape is not None:
+        _checks.check_shape(x, name, shape)
+    return _xp(x).ascontiguousarray(x)
+
+
+def _check_finite(x: np.ndarray, name: str) -> None:
+    if x.size:
+        _checks.check_finite(x, name)
+
+
+def _length(L: Any, name: str = "L") -> int:
+    return _checks.check_int(L, name, lo=1)
+
+
+def _stable(Lambda: np.ndarray) -> None:
+    _check_finite(Lambda, "Lambda")
+    xp = _xp(Lambda)
+    bad = ~(Lambda.real < 0)
+    if bool(bad.any()):
+        idx = tuple(int(i) for i in xp.argwhere(bad)[0].tolist())
+        raise ValueError(f"Lambda: expected Re(Lambda) < 0 (a stable system), got {Lambda[idx]} at index {idx}")
+
+
+def _dt(dt: Any, H: int, like: Any = None) -> Any:
+    """dt as float64 (H,) on the device of `like`: a positive scalar or an (H,) array of positive
+    reals."""
+    xp = np if like is None else _xp(like)
+    if np.isscalar(dt) or (isinstance(dt, np.ndarray) and dt.ndim == 0):
+        v = _checks.check_scalar(dt, "dt", lo=0.0, lo_inclusive=False)
+        return xp.full(H, v)
+    d = _arr(dt, "dt", _REAL, ndim=1, shape=(H,)).astype(np.float64)
+    if like is not None:
+        _checks.same_device(Lambda=like, dt=d)
+    _check_finite(d, "dt")
+    if d.size and not bool((d > 0).all()):
+        i = int(_xp(d).argmin(d > 0))
+        raise ValueError(f"dt: expected positive step sizes, got {d[i]} at index {i}")
+    return d
+
+
+def _ssm_params(Lambda, B, P=None, *, gpu=True):
+    Lambda = _arr(Lambda, "Lambda", _COMPLEX, ndim=2, gpu=gpu)
+    H, N = Lambda.shape
+    _stable(Lambda)
+    dtype = Lambda.dtype.name
+    B = _arr(B, "B", (dtype,), ndim=2, shape=(H, N), gpu=gpu)
+    if P is not None:
+        P = _arr(P, "P", (dtype,), ndim=(2, 3), gpu=gpu)
+        if P.ndim == 2:
+            P = P[None]
+        _checks.check_shape(P, "P", (None, H, N))
+    _checks.same_device(Lambda=Lambda, B=B, P=P)
+    for name, a in (("B", B), ("P", P)):
+        if a is not None:
+            _check_finite(a, name)
+    return Lambda, B, P, H, N
+
+
+def _c_side(C, name, dtype, H, N, like=None, gpu=True):
+    C = _arr(C, name, (dtype,), ndim=(2, 3), gpu=gpu)
+    if like is not None:
+        _checks.same_device(Lambda=like, **{name: C})
+    _checks.check_shape(C, name, (None, H, N) if C.ndim == 3 else (H, N))
+    _check_finite(C, name)
+    return C
+
+
+# ------------------------------------------------------------------------------------------
+# Cauchy and Vandermonde products
+# ------------------------------------------------------------------------------------------
+
+def _cauchy_args(v, z, w):
+    v = _arr(v, "v", _COMPLEX)
+    if v.ndim < 1:
+        raise ValueError(f"v: expected at least 1 dimension (..., N), got shape {tuple(v.shape)}")
+    w = _arr(w, "w", (v.dtype.name,), shape=v.shape)
+    z = _arr(z, "z", (v.dtype.name,), ndim=1)
+    return v, z, w, _on_gpu(v=v, z=z, w=w)
+
+
+def cauchy(v, z, w, *, conj: bool = True) -> np.ndarray:
+    """Cauchy product y[..., j] = sum_i v[..., i]/(z[j] - w[..., i]), plus the conjugate-pair term
+    conj(v_i)/(z_j - conj(w_i)) when ``conj`` (S4's symmetric form).
+
+    v, w: (..., N) complex64/complex128 (same shape and dtype); z: (L',) of the same dtype.
+    Returns (..., L') of that dtype. Memory O(N + L') per row (the (N, L') matrix is never
+    formed); the conjugate pair shares one denominator, factored to stay accurate near
+    resonance. Empty N gives zeros."""
+    v, z, w, gpu = _cauchy_args(v, z, w)
+    lead, N = v.shape[:-1], v.shape[-1]
+    out = _xp(v).zeros(lead + (z.shape[0],), v.dtype)
+    if out.size == 0 or N == 0:
+        return out
+    if gpu:
+        _gpu().cauchy(_ptr(v), _ptr(z), _ptr(w), _ptr(out), out.size // z.shape[0], N, z.shape[0], bool(conj),
+                      v.dtype == np.complex64, _backend.stream_handle())
+        return out
+    _cpu().cauchy(v.reshape(-1, N), z, w.reshape(-1, N), out.reshape(-1, z.shape[0]), bool(conj))
+    return out
+
+
+def cauchy_backward(v, z, w, grad, *, conj: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients (dv, dw) of ``cauchy`` for an upstream gradient grad (..., L') given as
+    dL/dRe y + i dL/dIm y (the PyTorch convention for complex tensors); dv, dw use the same
+    convention."""
+    v, z, w, gpu = _cauchy_args(v, z, w)
+    lead, N = v.shape[:-1], v.shape[-1]
+    grad = _arr(grad, "grad", (v.dtype.name,), shape=lead + (z.shape[0],))
+    _checks.same_device(v=v, grad=grad)
+    xp = _xp(v)
+    dv, dw = xp.zeros_like(v), xp.zeros_like(v)
+    if gpu:
+        if v.size and z.size:
+            _gpu().cauchy_backward(_ptr(v), _ptr(z), _ptr(w), _ptr(grad), _ptr(dv), _ptr(dw), v.size // N, N,
+                                   z.shape[0], bool(conj), v.dtype == np.complex64, _backend.stream_handle())
+        return dv, dw
+    if v.size and z.size:
+        _cpu().cauchy_backward(v.reshape(-1, N), z, w.reshape(-1, N), grad.reshape(-1, z.shape[0]),
+                               dv.reshape(-1, N), dw.reshape(-1, N), bool(conj))
+    return dv, dw
+
+
+def _vand_args(v, x):
+    v = _arr(v, "v", _COMPLEX)
+    if v.ndim < 1:
+        raise ValueError(f"v: expected at least 1 dimension (..., N), got shape {tuple(v.shape)}")
+    x = _arr(x, "x", (v.dtype.name,), shape=v.shape)
+    return v, x, _on_gpu(v=v, x=x)
+
+
+def _vandermonde_rows(v2, x2, out2, L, real_out, gpu):
+    """The compiled Vandermonde product on (rows, N) complex128 v, x into out2 (rows, L)."""
+    if gpu:
+        _gpu().vandermonde(_ptr(v2), _ptr(x2), _ptr(out2), v2.shape[0], v2.shape[1], L, real_out,
+                           out2.dtype in (np.float32, np.complex64), _backend.stream_handle())
+    else:
+        _cpu().vandermonde(v2, x2, out2, L, real_out)
+
+
+def vandermonde(v, x, L, *, conj: bool = True) -> np.ndarray:
+    """y[..., l] = 2 Re sum_n v[..., n] exp(x[..., n] l) for l < L (``conj``; real float32/float64
+    output) or the complex sum without the 2 Re (``conj=False``).
+
+    v, x: (..., N) complex64/complex128. The phase x*l is evaluated in float64 (exact powers
+    from an exp anchor per 2048 outputs, float64 power tables), so complex64 stays accurate for
+    long L; the (N, L) matrix is never formed."""
+    v, x, gpu = _vand_args(v, x)
+    L = _length(L)
+    lead, N = v.shape[:-1], v.shape[-1]
+    single = v.dtype == np.complex64
+    odt = (np.float32 if single else np.float64) if conj else v.dtype
+    xp = _xp(v)
+    out = xp.empty(lead + (L,), odt)
+    rows = int(np.prod(lead, dtype=np.int64))
+    if rows == 0:
+        return out
+    if N == 0:
+        out[...] = 0
+        return out
+    _vandermonde_rows(xp.ascontiguousarray(v.reshape(rows, N).astype(np.complex128)),
+                      xp.ascontiguousarray(x.reshape(rows, N).astype(np.complex128)), out.reshape(rows, L), L,
+                      bool(conj), gpu)
+    return out
+
+
+def vandermonde_backward(v, x, grad, *, conj: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients (dv, dx) of ``vandermonde``: grad (..., L) real (conj) or complex; dv, dx in
+    the dtype of v (complex convention of ``cauchy_backward``):
+    dv = sum_l G_l conj(e^{x l}), dx = conj(v) sum_l G_l l conj(e^{x l}), G = 2 grad (conj)."""
+    v, x, gpu = _vand_args(v, x)
+    if gpu:
+        raise _backend.BackendUnavailableError(
+            "vandermonde_backward: no CUDA implementation yet; use NumPy arrays (cupy.asnumpy)")
+    lead, N = v.shape[:-1], v.shape[-1]
+    single = v.dtype == np.complex64
+    gdt = ((np.float32 if single else np.float64) if conj else v.dtype)
+    grad = _arr(grad, "grad", (np.dtype(gdt).name,), ndim=len(lead) + 1)
+    _checks.check_shape(grad, "grad", lead + (None,))
+    L = grad.shape[-1]
+    rows = int(np.prod(lead, dtype=np.int64))
+    dv = np.zeros((rows, N), np.complex128)
+    dx = np.zeros((rows, N), np.complex128)
+    if rows and N and L:
+        _cpu().vandermonde_backward(v.reshape(rows, N).astype(np.complex128),
+                                    x.reshape(rows, N).astype(np.complex128), grad.reshape(rows, L), dv, dx,
+                                    bool(conj))
+    return dv.reshape(v.shape).astype(v.dtype), dx.reshape(v.shape).astype(v.dtype)
+
+
+# ------------------------------------------------------------------------------------------
+# Kernel generation
+# ------------------------------------------------------------------------------------------
+
+def _dplr_gpu(Lambda, P, B, Ct3, dtv, L):
+    """CUDA path of kernel_dplr: per-state numerators in complex128 (CuPy), the fused Cauchy +
+    Woodbury spectrum kernel, the Nyquist node, then cuFFT's irfft of length L."""
+    import cupy as cp
+
+    H, N = Lambda.shape
+    r, C = P.shape[0], Ct3.shape[0]
+    g = _gpu()
+    if r > g.MAX_RANK or (1 + r) * (C + r) > g.MAX_PRODUCTS:
+        raise ValueError(f"P, Ct: the CUDA kernel supports rank <= {g.MAX_RANK} and (1 + rank)(C + rank) <= "
+                         f"{g.MAX_PRODUCTS}, got rank {r} and C = {C}; use NumPy arrays for larger systems")
+    single = Lambda.dtype == np.complex64
+    rdt = np.float32 if single else np.float64
+    d = dtv[:, None]
+    w = d * Lambda.astype(np.complex128)                                   # (H, N)
+    bside = cp.concatenate([B[None], P], 0).astype(np.complex128)         # (1+r, H, N)
+    cside = cp.concatenate([Ct3, P.conj()], 0).astype(np.complex128)      # (C+r, H, N)
+    v = d * bside[:, None] * cside[None, :]                               # (1+r, C+r, H, N)
+    alpha = (-2 * (v.real * w.real + v.imag * w.imag)).reshape(-1, H, N).transpose(1, 0, 2)
+    beta = (2 * v.real).reshape(-1, H, N).transpose(1, 0, 2)
+    alpha = cp.ascontiguousarray(alpha.astype(rdt))
+    beta = cp.ascontiguousarray(beta.astype(rdt))
+    wc = cp.ascontiguousarray(w.astype(Lambda.dtype))
+    nf = L // 2 + 1
+    khat = cp.zeros((C, H, nf), Lambda.dtype)
+    g.dplr_spectrum(_ptr(alpha), _ptr(beta), _ptr(wc), _ptr(khat), H, N, r, C, L, single, _backend.stream_handle())
+    if L % 2 == 0:  # Nyquist node in closed form: dt Re sum_n Ct_n B_n
+        khat[..., L // 2] = (dtv * (Ct3.astype(np.complex128) * B.astype(np.complex128)).sum(-1).real)
+    return cp.ascontiguousarray(cp.fft.irfft(khat, L, axis=-1).astype(rdt))
+
+
+def kernel_dplr(Lambda, P, B, Ct, dt, L):
+    """The S4 (DPLR) convolution kernel in one fused pass (notes §3-4).
+
+    Lambda (H, N), B (H, N), P (r, H, N) or (H, N) for rank 1 (r = 0 allowed), Ct (H, N) or
+    (C, H, N): complex64/complex128, one dtype; dt: positive scalar or (H,) real. Ct is
+    C (I - Abar^L) (see ``ctilde``). Returns K (H, L) or (C, H, L), float32/float64.
+
+    Per channel and frequency node z_k = 2i tan(pi k/L) (tan in float64): the (1+r)(C+r)
+    conjugate-pair Cauchy sums share one denominator, Woodbury (solved in float64) and (1 + i t)
+    are fused, the Nyquist node uses its closed form dt Re sum Ct B, and an inverse real DFT of
+    length L (any L: real FFT for powers of two, Bluestein otherwise) gives K.
+    CuPy inputs: the same spectrum in one CUDA kernel (rank <= 3, (1+r)(C+r) <= 16), then
+    cuFFT's irfft, on the current stream."""
+    Lambda, B, P, H, N = _ssm_params(Lambda, B, P)
+    xp = _xp(Lambda)
+    dtype = Lambda.dtype.name
+    if P is None:
+        P = xp.zeros((0, H, N), Lambda.dtype)
+    Ct = _c_side(Ct, "Ct", dtype, H, N, like=Lambda)
+    dtv = _dt(dt, H, like=Lambda)
+    L = _length(L)
+    squeeze = Ct.ndim == 2
+    Ct3 = Ct[None] if squeeze else Ct
+    if xp is not np:
+        K = _dplr_gpu(Lambda, P, B, Ct3, dtv, L) if Ct3.shape[0] and H else \
+            xp.empty((Ct3.shape[0], H, L), _REAL_OF[dtype])
+        return K[0] if squeeze else K
+    K = np.empty((Ct3.shape[0], H, L), _REAL_OF[dtype])
+    if K.size:
+        _cpu().kernel_dplr(Lambda, np.ascontiguousarray(P), B, np.ascontiguousarray(Ct3), dtv, K)
+    return K[0] if squeeze else K
+
+
+def _diag_coefficients(xp, Lambda, B, C, dtv, method):
+    """(v, x) of K_l = 2 Re sum v e^{x l} in complex128 (notes §5), NumPy or CuPy."""
+    Lambda, B, C = (a.astype(np.complex128) for a in (Lambda, B, C))
+    w = dtv[:, None] * Lambda
+    if method == "zoh":
+        return C * B * (xp.expm1(w.real) * xp.exp(1j * w.imag) + (xp.exp(1j * w.imag) - 1)) / Lambda, \
+            xp.broadcast_to(w, C.shape)
+    return C * B * (dtv[:, None] / (1 - w / 2)), xp.broadcast_to(xp.log((1 + w / 2) / (1 - w / 2)), C.shape)
+
+
+def kernel_diag(Lambda, B, C, dt, L, method: str = "zoh"):
+    """The S4D (diagonal) kernel K_l = 2 Re sum_n v_n exp(x_n l) (notes §5).
+
+    method "zoh": v = C B (e^{dt Lambda} - 1)/Lambda, x = dt Lambda; "bilinear": v = C B dt/(1 -
+    dt Lambda/2), x = log((1 + dt Lambda/2)/(1 - dt Lambda/2)). Lambda, B (H, N), C (H, N) or
+    (C, H, N) complex64/complex128; dt scalar or (H,). v and x are formed in float64, the
+    Vandermonde product keeps the phase in float64. Returns (H, L) or (C, H, L). CuPy inputs
+    run the CUDA Vandermonde kernel."""
+    Lambda, B, _, H, N = _ssm_params(Lambda, B)
+    xp = _xp(Lambda)
+    C = _c_side(C, "C", Lambda.dtype.name, H, N, like=Lambda)
+    method = _checks.check_choice(method, "method", ("zoh", "bilinear"))
+    dtv = _dt(dt, H, like=Lambda)
+    L = _length(L)
+    v, x = _diag_coefficients(xp, Lambda, B, C, dtv, method)
+    lead = C.shape[:-1]
+    out = xp.empty(lead + (L,), _REAL_OF[Lambda.dtype.name])
+    rows = int(np.prod(lead, dtype=np.int64))
+    if rows and N:
+        _vandermonde_rows(xp.ascontiguousarray(v.reshape(rows, N)), xp.ascontiguousarray(x.reshape(rows, N)),
+                          out.reshape(rows, L), L, True, xp is not np)
+    elif rows:
+        out[...] = 0
+    return out
+
+
+def _dense_args(Lambda, P, B, C, dt, L, cname):
+    Lambda, B, P, H, N = _ssm_params(Lambda, B, P, gpu=False)
+    C = _c_side(C, cname, Lambda.dtype.name, H, N, gpu=False)
+    return Lambda, P, B, C, _dt(dt, H), _length(L)
+
+
+def ctilde(Lambda, P, B, C, dt, L) -> np.ndarray:
+    """Ct = C (I - Abar^L) on the full state (its stored half), computed in float64 with
+    Abar^L by repeated squaring of the dense (2N, 2N) bilinear Abar, and returned in C's dtype.
+    P None (or rank 0): the diagonal case, Ct = C (1 - Abar^L) elementwise. NumPy only."""
+    Lambda, P, B, C, dtv, L = _dense_args(Lambda, P, B, C, dt, L, "C")
+    return _ref.ctilde(Lambda, P, B, C, dtv, L).astype(C.dtype)
+
+
+def double_length(Lambda, P, B, Ct, dt, L) -> np.ndarray:
+    """Ct for length 2L from Ct for length L: Ct_2L = Ct_L (I + Abar^L) (float64 inside; NumPy
+    only)."""
+    Lambda, P, B, Ct, dtv, L = _dense_args(Lambda, P, B, Ct, dt, L, "Ct")
+    return _ref.double_length(Lambda, P, B, Ct, dtv, L).astype(Ct.dtype)
+
+
+def discretize(Lambda, P, B, dt, *, method: str = "bilinear") -> tuple[np.ndarray, np.ndarray]:
+    """Discrete (Abar, Bbar) in complex128 for the recurrent view. P None: the diagonal system on
+    the stored half, Abar, Bbar (H, N) ("bilinear" or "zoh"). Otherwise the dense full state:
+    Abar (H, 2N, 2N), Bbar (H, 2N) (bilinear). NumPy only."""
+    Lambda, B, P, H, N = _ssm_params(Lambda, B, P, gpu=False)
+    method = _checks.check_choice(method, "method", ("bilinear", "zoh") if P is None else ("bilinear",))
+    return _ref.discretize(Lambda, P, B, _dt(dt, H), method)
+
+
+def scan(Abar, Bbar, C, u, D=None) -> np.ndarray:
+    """The recurrence x_k = Abar x_{k-1} + Bbar u_k, y_k = Re(C_f x_k) + D u_k (diagonal: 2 Re(C x))
+    from x = 0, in float64: the oracle for checking the convolution view. Abar, Bbar from
+    ``discretize``; C (H, N) the stored half (the true C, not Ct); u (B, H, L) real; D (H,).
+    NumPy only."""
+    Abar = _arr(Abar, "Abar", _COMPLEX, ndim=(2, 3), gpu=False)
+    H = Abar.shape[0]
+    n = Abar.shape[1]
+    if Abar.ndim == 3:
+        _checks.check_shape(Abar, "Abar", (H, n, n))
+    Bbar = _arr(Bbar, "Bbar", _COMPLEX, shape=(H, n), gpu=False)
+    N = n if Abar.ndim == 2 else n // 2
+    C = _arr(C, "C", _COMPLEX, shape=(H, N), gpu=False)
+    u = _arr(u, "u", _REAL, ndim=3, gpu=False)
+    _checks.check_shape(u, "u", (None, H, None))
+    if D is not None:
+        D = _arr(D, "D", _REAL, shape=(H,), gpu=False)
+    return _ref.scan(Abar, Bbar, C, u, D)
+
+
+def rtf_kernel(a, b, h0, L):
+    """The rational-transfer-function kernel (Parnichkun et al. 2024; notes §8), O(L log L) and
+    independent of the state size: k = IDFT_n(DFT_n([0, b]) / DFT_n([1, a]) + h0)[:L] with n = L
+    rounded up to even (as published: the n-periodised impulse response of
+    H(z) = h0 + (b1 z^-1 + ... + bN z^-N)/(1 + a1 z^-1 + ... + aN z^-N)).
+
+    a, b: (H, N) float32/float64 (a may be (N,), shared), h0: (H,) or a scalar; N < n.
+    Returns (H, L) in the dtype of b. Computed in float64 inside (CuPy: cuFFT)."""
+    b = _arr(b, "b", _REAL, ndim=2)
+    xp = _xp(b)
+    H, N = b.shape
+    a = _arr(a, "a", (b.dtype.name,), ndim=(1, 2))
+    _checks.same_device(a=a, b=b)
+    if a.ndim == 1:
+        _checks.check_shape(a, "a", (N,))
+        a = xp.ascontiguousarray(xp.broadcast_to(a, (H, N)))
+    _checks.check_shape(a, "a", (H, N))
+    if np.isscalar(h0) or (isinstance(h0, np.ndarray) and h0.ndim == 0):
+        h0 = xp.full(H, _checks.check_scalar(h0, "h0"), b.dtype)
+    h0 = _arr(h0, "h0", (b.dtype.name,), shape=(H,))
+    _checks.same_device(b=b, h0=h0)
+    L = _length(L)
+    n = L + (L % 2)
+    if N >= n:
+        raise ValueError(f"a, b: state size N = {N} must be smaller than the transform length {n} "
+                         f"(L = {L} rounded up to even)")
+    for name, x in (("a", a), ("b", b), ("h0", h0)):
+        _check_finite(x, name)
+    if xp is not np:
+        one = xp.ones((H, 1))
+        num = xp.fft.rfft(xp.concatenate([0 * one, b.astype(np.float64)], -1), n)
+        den = xp.fft.rfft(xp.concatenate([one, a.astype(np.float64)], -1), n)
+        k = xp.fft.irfft(num / den + h0.astype(np.float64)[:, None], n)[:, :L]
+        return xp.ascontiguousarray(k.astype(b.dtype))
+    out = np.empty((H, L), b.dtype)
+    if H:
+        _cpu().rtf_kernel(a, b, h0, out)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# FFT convolution
+# ------------------------------------------------------------------------------------------
+
+def _conv_args(u, K, D, bidirectional):
+    u = _arr(u, "u", _REAL, ndim=3)
+    Bn, H, L = u.shape
+    dtype = u.dtype.name
+    if bidirectional:
+        K = _arr(K, "K", (dtype,), ndim=3)
+        _checks.check_shape(K, "K", (2, H, None))
+    else:
+        K = _arr(K, "K", (dtype,), ndim=2)
+        _checks.check_shape(K, "K", (H, None))
+        K = K[None]
+    if K.shape[-1] < 1 and L > 0:
+        raise ValueError(f"K: expected at least one tap, got shape {tuple(K.shape)}")
+    if D is not None:
+        if np.isscalar(D):
+            D = _xp(u).full(H, _checks.check_scalar(D, "D"), u.dtype)
+        D = _arr(D, "D", (dtype,), shape=(H,))
+    gpu = _on_gpu(u=u, K=K, D=D)
+    return u, K, D, gpu
+
+
+def _conv_size(L, Lk, bidirectional):
+    """(taps used, FFT size): the CPU kernel's power-of-two size (cpp conv_size)."""
+    lk = min(Lk, L)
+    need = L + lk - (0 if bidirectional else 1)
+    return lk, max(2, 1 << max(0, (need - 1).bit_length()))
+
+
+def _gpu_kernel_spectrum(K, L, bidirectional):
+    xp = _xp(K)
+    H, Lk = K.shape[1], K.shape[2]
+    lk, n = _conv_size(L, Lk, bidirectional)
+    kk = xp.zeros((H, n), K.dtype)
+    kk[:, :lk] = K[0, :, :lk]
+    if bidirectional:
+        kk[:, n - lk:] += K[1, :, :lk][:, ::-1]
+    return xp.ascontiguousarray(xp.fft.rfft(kk, n)), lk, n
+
+
+def _gpu_multiply(X, S, H, conj):
+    rows, nf = X.shape[0] * X.shape[1], X.shape[-1]
+    _gpu().spectrum_multiply(_ptr(X), _ptr(S), rows, H, nf, bool(conj), X.dtype == np.complex64,
+                             _backend.stream_handle())
+
+
+def fftconv(u, K, D=None, *, bidirectional: bool = False, out=None):
+    """y = u * K + D u: the causal linear convolution y[t] = sum_{s<=t} K[h, s] u[b, h, t-s] per
+    (batch, channel) row, through zero-padded power-of-two real FFTs (in-house, size
+    n >= L + L_k - 1), fused per row (forward FFT, multiply by the channel's kernel spectrum,
+    computed once and reused across the batch, inverse FFT, + D u).
+
+    u: (B, H, L) float32/float64; K: (H, L_k) (any L_k >= 1; taps beyond L are ignored), or
+    (2, H, L_k) when ``bidirectional``: then y[t] += sum_{m>=0} K[1, h, m] u[t+m+1] (the
+    strictly anticausal convention of state-spaces/s4); D: (H,) or None. out: optional
+    (B, H, L) C-contiguous array of u's dtype, not overlapping the inputs.
+    CuPy inputs: cuFFT (CuPy) for the transforms, a CUDA kernel for the spectrum multiply."""
+    u, K, D, gpu = _conv_args(u, K, D, bidirectional)
+    if out is None:
+        out = _xp(u).empty(u.shape, u.dtype)
+    else:
+        _checks.check_out(out, "out", shape=u.shape, dtype=u.dtype, inputs={"u": u, "K": K, "D": D}, like=u)
+    if out.size == 0:
+        return out
+    if gpu:
+        S, lk, n = _gpu_kernel_spectrum(K, u.shape[-1], bidirectional)
+        X = _xp(u).fft.rfft(u, n)
+        _gpu_multiply(X, S, u.shape[1], False)
+        y = _xp(u).fft.irfft(X, n)[..., :u.shape[-1]]
+        if D is not None:
+            y += D[:, None] * u
+        out[...] = y
+        return out
+    _cpu().fftconv(u, K, D, out, bool(bidirectional))
+    return out
+
+
+def fftconv_backward(u, K, D, dy, *, bidirectional: bool = False):
+    """Gradients (du, dK, dD) of ``fftconv`` for the upstream dy (B, H, L): du = the adjoint
+    correlation with K + D dy, dK = sum_b correlation of dy with u (reduced over the batch in the
+    frequency domain, in batch order: deterministic), dD = sum_{b,t} u dy (None when D is None).
+    dK has K's shape ((H, L_k) or (2, H, L_k))."""
+    u, K3, D, gpu = _conv_args(u, K, D, bidirectional)
+    dy = _arr(dy, "dy", (u.dtype.name,), shape=u.shape)
+    _checks.same_device(u=u, dy=dy)
+    xp = _xp(u)
+    Bn, H, L = u.shape
+    if gpu and u.size:
+        S, lk, n = _gpu_kernel_spectrum(K3, L, bidirectional)
+        U = xp.fft.rfft(u, n)
+        Y = xp.fft.rfft(dy, n)
+        r = xp.fft.irfft((U.conj() * Y).sum(0), n)      # (H, n): sum_b correlation of dy with u
+        dK = xp.zeros(K3.shape, u.dtype)
+        dK[0, :, :lk] = r[:, :lk]
+        if bidirectional:
+            dK[1, :, :lk] = r[:, n - 1 - np.arange(lk)]
+        _gpu_multiply(Y, S, H, True)
+        du = xp.ascontiguousarray(xp.fft.irfft(Y, n)[..., :L])
+        dD = None
+        if D is not None:
+            du += D[:, None] * dy
+            dD = (u.astype(np.float64) * dy).sum((0, 2)).astype(u.dtype)
+        return du, (dK if bidirectional else dK[0]), dD
+    du = xp.empty_like(u)
+    dK = xp.zeros(K3.shape, u.dtype)
+    dD = None if D is None else xp.zeros(H, u.dtype)
+    if gpu:  # empty
+        return du, (dK if bidirectional else dK[0]), dD
+    if H:
+        _cpu().fftconv_backward(u, K3, D, dy, du, dK, dD, bool(bidirectional))
+    return du, (dK if bidirectional else dK[0]), dD
+
+
+# ------------------------------------------------------------------------------------------
+# FFT utilities (the in-house FFT, exposed for testing and reuse)
+# ------------------------------------------------------------------------------------------
+
+def rfft(x):
+    """Real FFT along the last axis (any length m >= 1; radix-4 real FFT for powers of two,
+    Bluestein otherwise): (..., m) float32/float64 -> (..., m//2 + 1) complex64/complex128,
+    numpy.fft.rfft's convention. CuPy inputs use cuFFT."""
+    x = _arr(x, "x", _REAL)
+    if x.ndim < 1 or x.shape[-1] < 1:
+        raise ValueError(f"x: expected shape (..., m) with m >= 1, got {tuple(x.shape)}")
+    m = x.shape[-1]
+    if not isinstance(x, np.ndarray):
+        return _xp(x).fft.rfft(x).astype(_COMPLEX_OF[x.dtype.name], copy=False)
+    out = np.empty(x.shape[:-1] + (m // 2 + 1,), _COMPLEX_OF[x.dtype.name])
+    if out.size:
+        _cpu().rfft(x.reshape(-1, m), out.reshape(-1, m // 2 + 1))
+    return out
+
+
+def irfft(X, n: int):
+    """Inverse of ``rfft`` (numpy.fft.irfft(X, n) with X of exactly n//2 + 1 entries on the last
+    axis; normalised by 1/n; the imaginary parts of X_0 and, for even n, X_{n/2} are ignored).
+    CuPy inputs use cuFFT."""
+    X = _arr(X, "X", _COMPLEX)
+    n = _length(n, "n")
+    if X.ndim < 1:
+        raise ValueError("X: expected at least 1 dimension")
+    _checks.check_shape(X, "X", X.shape[:-1] + (n // 2 + 1,))
+    if not isinstance(X, np.ndarray):
+        return _xp(X).fft.irfft(X, n).astype(_REAL_OF[X.dtype.name], copy=False)
+    out = np.empty(X.shape[:-1] + (n,), _REAL_OF[X.dtype.name])
+    if out.size:
+        _cpu().irfft(X.reshape(-1, n // 2 + 1), out.reshape(-1, n))
+    return out
+
+
+from ._interop import export_dlpack  # noqa: E402  (torch / JAX arrays in, the same kind out)
+
+export_dlpack(globals(), __all__)
+del export_dlpack

@@ -1,0 +1,544 @@
+"""fastcore.s4 on the CPU against the complex128 references (fastcore.reference.s4).
+
+Tolerances (relative to max|K| or max|y| unless stated), from notes/s4.md §9:
+* complex128 / float64 paths: 1e-10 (the kernels do O(N) sums of terms bounded by the result's
+  scale plus an FFT; measured errors are ~1e-14, the margin covers LegS conditioning).
+* complex64 S4 kernels: 3e-5 (LegS) / 1e-4 (random DPLR, long L); S4D: 2e-5 once the phase is
+  kept in float64 (here it is).
+* float32 FFT convolution: 1e-5 (measured ~2e-7; log2(n) rounding steps of 6e-8).
+* complex64 Cauchy: 1e-4 relative to the row's max|y| (N terms, each with one rounded division).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastcore
+from fastcore import s4
+from fastcore.reference import s4 as R
+
+
+def rel_err(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
+
+
+def crandn(rng, *shape, dtype=np.complex128):
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# FFT
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 8, 16, 17, 31, 64, 97, 128, 256, 1000, 1024, 2048, 4096, 8192, 12289])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rfft_irfft_match_numpy(rng, m, dtype):
+    x = rng.standard_normal((3, m)).astype(dtype)
+    X = s4.rfft(x)
+    ref = np.fft.rfft(x.astype(np.float64))
+    # float64: ~log2(m) u; float32 the same in u32 (Bluestein adds two more transforms)
+    tol = 2e-14 if dtype == np.float64 else 2e-6
+    assert X.dtype == (np.complex64 if dtype == np.float32 else np.complex128)
+    assert rel_err(X, ref) < tol
+    y = s4.irfft(X, m)
+    assert y.dtype == dtype
+    assert rel_err(y, np.fft.irfft(X.astype(np.complex128), m)) < tol
+    assert rel_err(y, x) < tol
+
+
+def test_irfft_ignores_imaginary_dc_and_nyquist(rng):
+    X = crandn(rng, 2, 9)
+    np.testing.assert_allclose(s4.irfft(X, 16), np.fft.irfft(X, 16), atol=1e-14)
+    np.testing.assert_allclose(s4.irfft(X, 17), np.fft.irfft(X, 17), atol=1e-14)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cauchy
+# ---------------------------------------------------------------------------------------------
+
+def cauchy_loop(v, z, w, conj):
+    """The double loop of notes §9.4, complex128."""
+    out = np.zeros(v.shape[:-1] + (len(z),), np.complex128)
+    for idx in np.ndindex(v.shape[:-1]):
+        for j, zj in enumerate(z):
+            s = 0j
+            for vi, wi in zip(v[idx], w[idx]):
+                s += vi / (zj - wi)
+                if conj:
+                    s += np.conj(vi) / (zj - np.conj(wi))
+            out[idx + (j,)] = s
+    return out
+
+
+@pytest.mark.parametrize("conj", [True, False])
+@pytest.mark.parametrize("N,Lz", [(1, 1), (3, 17), (8, 5), (13, 300)])
+def test_cauchy_double_loop(rng, conj, N, Lz):
+    v, w = crandn(rng, 2, 3, N), crandn(rng, 2, 3, N)
+    w.real = -np.abs(w.real)
+    z = np.exp(1j * rng.standard_normal(Lz))
+    ref = cauchy_loop(v, z, w, conj)
+    got = s4.cauchy(v, z, w, conj=conj)
+    assert got.shape == (2, 3, Lz) and got.dtype == np.complex128
+    assert rel_err(got, ref) < 1e-12
+    got32 = s4.cauchy(v.astype(np.complex64), z.astype(np.complex64), w.astype(np.complex64), conj=conj)
+    assert got32.dtype == np.complex64
+    assert rel_err(got32, ref) < 1e-4
+
+
+def test_cauchy_s4_nodes_near_resonance(rng):
+    # imaginary nodes z = 2i tan(pi k/L), w = dt*Lambda with tiny real parts: |z - w| ~ dt Re Lambda
+    N, L = 32, 2048
+    dt = 1e-3
+    Lambda = -0.5 + 1j * np.pi * np.arange(N)
+    t = np.tan(np.pi * np.arange(L // 2) / L)
+    z = 2j * t
+    w = dt * Lambda[None]
+    v = crandn(rng, 1, N)
+    ref = R.cauchy(v, z, w)
+    got = s4.cauchy(v.astype(np.complex64), z.astype(np.complex64), w.astype(np.complex64))
+    # 10x the plain complex64 tolerance near resonance (notes §9)
+    assert rel_err(got, ref) < 1e-3
+    assert rel_err(s4.cauchy(v, z, w), ref) < 1e-12
+
+
+@pytest.mark.parametrize("conj", [True, False])
+def test_cauchy_backward_finite_differences(rng, conj):
+    N, Lz = 5, 7
+    v, w, z = crandn(rng, 2, N), crandn(rng, 2, N), crandn(rng, Lz)
+    w.real = -np.abs(w.real) - 0.5
+    G = crandn(rng, 2, Lz)
+    dv, dw = s4.cauchy_backward(v, z, w, G, conj=conj)
+    rdv, rdw = R.cauchy_backward(v, z, w, G, conj=conj)
+    assert rel_err(dv, rdv) < 1e-12 and rel_err(dw, rdw) < 1e-12
+
+    def loss(v_, w_):  # L = Re sum conj(G) y  ->  dL/dRe y + i dL/dIm y = G
+        return float((np.conj(G) * s4.cauchy(v_, z, w_, conj=conj)).real.sum())
+
+    e = 1e-6
+    dv_r, dw_r = crandn(rng, 2, N), crandn(rng, 2, N)
+    fd = (loss(v + e * dv_r, w + e * dw_r) - loss(v - e * dv_r, w - e * dw_r)) / (2 * e)
+    an = float((np.conj(dv) * dv_r).real.sum() + (np.conj(dw) * dw_r).real.sum())
+    assert abs(fd - an) < 1e-7 * max(1.0, abs(an))
+    dv32, dw32 = s4.cauchy_backward(*(a.astype(np.complex64) for a in (v, z, w, G)), conj=conj)
+    assert rel_err(dv32, rdv) < 1e-4 and rel_err(dw32, rdw) < 1e-4
+
+
+def test_cauchy_empty_and_noncontiguous(rng):
+    v = crandn(rng, 3, 0)
+    assert np.all(s4.cauchy(v, crandn(rng, 4), v) == 0)
+    assert s4.cauchy(crandn(rng, 0, 4), crandn(rng, 4), crandn(rng, 0, 4)).shape == (0, 4)
+    big = crandn(rng, 4, 10)
+    v, w, z = big[:, ::2], big[:, 1::2] - 3, crandn(rng, 9)[::2]
+    assert rel_err(s4.cauchy(v, z, w), R.cauchy(v, z, w)) < 1e-12
+
+
+# ---------------------------------------------------------------------------------------------
+# Vandermonde / S4D
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("conj", [True, False])
+@pytest.mark.parametrize("L", [1, 3, 64, 65, 2049, 5000])
+def test_vandermonde_reference(rng, conj, L):
+    v, x = crandn(rng, 2, 5), crandn(rng, 2, 5) * 0.01
+    x.real = -np.abs(x.real)
+    ref = R.vandermonde(v, x, L, conj=conj)
+    got = s4.vandermonde(v, x, L, conj=conj)
+    assert got.shape == (2, L)
+    assert rel_err(got, ref) < 1e-12
+    got32 = s4.vandermonde(v.astype(np.complex64), x.astype(np.complex64), L, conj=conj)
+    ref32 = R.vandermonde(v.astype(np.complex64), x.astype(np.complex64), L, conj=conj)  # same inputs
+    assert got32.dtype == (np.float32 if conj else np.complex64)
+    assert rel_err(got32, ref32) < 2e-6
+
+
+@pytest.mark.parametrize("conj", [True, False])
+def test_vandermonde_backward_finite_differences(rng, conj):
+    N, L = 4, 37
+    v, x = crandn(rng, 3, N), crandn(rng, 3, N) * 0.1
+    x.real = -np.abs(x.real)
+    g = rng.standard_normal((3, L)) if conj else crandn(rng, 3, L)
+    dv, dx = s4.vandermonde_backward(v, x, g, conj=conj)
+    rdv, rdx = R.vandermonde_backward(v, x, L, g, conj=conj)
+    assert rel_err(dv, rdv) < 1e-12 and rel_err(dx, rdx) < 1e-12
+
+    def loss(v_, x_):
+        y = s4.vandermonde(v_, x_, L, conj=conj)
+        return float((np.conj(g) * y).real.sum())
+
+    e = 1e-6
+    pv, px = crandn(rng, 3, N), crandn(rng, 3, N)
+    fd = (loss(v + e * pv, x + e * px) - loss(v - e * pv, x - e * px)) / (2 * e)
+    an = float((np.conj(dv) * pv).real.sum() + (np.conj(dx) * px).real.sum())
+    assert abs(fd - an) < 1e-6 * max(1.0, abs(an))
+
+
+def _diag_system(rng, init, H, N):
+    if init == "lin":
+        Lambda, B = R.s4d_lin(N, H)
+    elif init == "legs":
+        Lambda, _, B = R.hippo_legs(N, H)
+    else:
+        Lambda, _, B = R.random_dplr(rng, H, N)
+    return Lambda, B, crandn(rng, 2, H, N)
+
+
+@pytest.mark.parametrize("method", ["zoh", "bilinear"])
+@pytest.mark.parametrize("init", ["lin", "legs", "random"])
+@pytest.mark.parametrize("L", [1, 2, 3, 17, 1024])
+def test_kernel_diag_vs_power_oracle(rng, method, init, L):
+    H, N = 3, 16
+    Lambda, B, C = _diag_system(rng, init, H, N)
+    dt = np.array([1e-3, 1e-2, 1e-1])
+    Ab, Bb = R.discretize(Lambda, None, B, dt, method)
+    ref = R.kernel_power(Ab, Bb, C, L)
+    K = s4.kernel_diag(Lambda, B, C, dt, L, method)
+    assert K.shape == (2, H, L) and K.dtype == np.float64
+    assert rel_err(K, ref) < 1e-10
+    K32 = s4.kernel_diag(*(a.astype(np.complex64) for a in (Lambda, B, C)), dt, L, method)
+    ref32 = R.kernel_power(*R.discretize(Lambda.astype(np.complex64), None, B.astype(np.complex64), dt, method),
+                           C.astype(np.complex64), L)
+    assert K32.dtype == np.float32
+    assert rel_err(K32, ref32) < 2e-5
+
+
+@pytest.mark.parametrize("method", ["zoh", "bilinear"])
+def test_kernel_diag_long(rng, method):
+    H, N, L = 2, 32, 16384
+    Lambda, B = R.s4d_lin(N, H)
+    C = crandn(rng, H, N)
+    dt = np.array([1e-3, 1e-1])
+    ref = R.kernel_diag(Lambda, B, C, dt, L, method)
+    assert rel_err(s4.kernel_diag(Lambda, B, C, dt, L, method), ref) < 1e-10
+    K32 = s4.kernel_diag(Lambda.astype(np.complex64), B.astype(np.complex64), C.astype(np.complex64), dt, L, method)
+    ref32 = R.kernel_diag(Lambda.astype(np.complex64), B.astype(np.complex64), C.astype(np.complex64), dt, L, method)
+    assert rel_err(K32, ref32) < 2e-5
+
+
+# ---------------------------------------------------------------------------------------------
+# S4 (DPLR) kernels
+# ---------------------------------------------------------------------------------------------
+
+def _dplr_system(rng, init, H, N, rank=1):
+    if init == "legs":
+        Lambda, P, B = R.hippo_legs(N, H)
+    elif init == "lin":
+        Lambda, B = R.s4d_lin(N, H)
+        P = crandn(rng, rank, H, N) * 0.1
+    else:
+        Lambda, P, B = R.random_dplr(rng, H, N, rank)
+    return Lambda, P, B
+
+
+@pytest.mark.parametrize("init", ["legs", "lin", "random"])
+@pytest.mark.parametrize("L", [1, 2, 3, 17, 1024])
+def test_kernel_dplr_vs_dense_oracle(rng, init, L):
+    H, N = 3, 8
+    Lambda, P, B = _dplr_system(rng, init, H, N)
+    C = crandn(rng, H, N)
+    dt = np.array([1e-3, 1e-2, 1e-1])
+    Ab, Bb = R.discretize(Lambda, P, B, dt)
+    ref = R.kernel_power(Ab, Bb, C, L)
+    assert np.abs(ref.imag if np.iscomplexobj(ref) else 0).max() == 0
+    Ct = s4.ctilde(Lambda, P, B, C, dt, L)
+    K = s4.kernel_dplr(Lambda, P, B, Ct, dt, L)
+    assert K.shape == (H, L) and K.dtype == np.float64
+    assert rel_err(K, ref) < 1e-10
+    K32 = s4.kernel_dplr(*(a.astype(np.complex64) for a in (Lambda, P, B, Ct)), dt.astype(np.float32), L)
+    assert K32.dtype == np.float32
+    assert rel_err(K32, ref) < (3e-5 if init == "legs" else 1e-4)
+
+
+@pytest.mark.parametrize("rank", [0, 2, 3])
+def test_kernel_dplr_rank_and_channels(rng, rank):
+    H, N, L = 2, 6, 40
+    Lambda, P, B = R.random_dplr(rng, H, N, max(rank, 1))
+    P = P[:rank]
+    C = crandn(rng, 3, H, N)
+    dt = 0.05
+    Ab, Bb = R.discretize(Lambda, P if rank else None, B, np.full(H, dt))
+    ref = R.kernel_power(Ab, Bb, C, L)
+    Ct = s4.ctilde(Lambda, P if rank else None, B, C, dt, L)
+    K = s4.kernel_dplr(Lambda, P, B, Ct, dt, L)
+    assert K.shape == (3, H, L)
+    assert rel_err(K, ref) < 1e-10
+    assert rel_err(K, R.kernel_dplr(Lambda, P, B, Ct, np.full(H, dt), L)) < 1e-11
+
+
+def test_kernel_dplr_long_legs(rng):
+    # L = 16384 with few channels; complex64 with fp64 nodes: <= 5.3e-6 measured (notes §9)
+    H, N, L = 2, 32, 16384
+    Lambda, P, B = R.hippo_legs(N, H)
+    C = crandn(rng, H, N)
+    dt = np.array([1e-2, 1e-1])
+    Ct = R.ctilde(Lambda, P, B, C, dt, L)
+    ref = R.kernel_dplr(Lambda, P, B, Ct, dt, L)
+    assert rel_err(s4.kernel_dplr(Lambda, P, B, Ct, dt, L), ref) < 1e-10
+    K32 = s4.kernel_dplr(*(a.astype(np.complex64) for a in (Lambda, P, B, Ct)), dt, L)
+    assert rel_err(K32, ref) < 3e-5
+
+
+def test_ctilde_double_length(rng):
+    H, N, L = 2, 6, 16
+    Lambda, P, B = R.random_dplr(rng, H, N)
+    C = crandn(rng, H, N)
+    dt = np.array([1e-2, 1e-1])
+    Ct = s4.ctilde(Lambda, P, B, C, dt, L)
+    np.testing.assert_allclose(s4.double_length(Lambda, P, B, Ct, dt, L), s4.ctilde(Lambda, P, B, C, dt, 2 * L),
+                               rtol=1e-12, atol=1e-12)
+    # the doubled Ct gives the true 2L kernel
+    Ab, Bb = s4.discretize(Lambda, P, B, dt)
+    ref = R.kernel_power(Ab, Bb, C, 2 * L)
+    assert rel_err(s4.kernel_dplr(Lambda, P, B, s4.double_length(Lambda, P, B, Ct, dt, L), dt, 2 * L), ref) < 1e-10
+    # diagonal case
+    Ctd = s4.ctilde(Lambda, None, B, C, dt, L)
+    np.testing.assert_allclose(s4.double_length(Lambda, None, B, Ctd, dt, L), s4.ctilde(Lambda, None, B, C, dt, 2 * L),
+                               rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# FFT convolution
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("L,Lk", [(1, 1), (2, 1), (7, 7), (17, 5), (33, 64), (100, 100), (129, 31)])
+@pytest.mark.parametrize("use_d", [True, False])
+def test_fftconv_direct(rng, bidirectional, L, Lk, use_d):
+    Bn, H = 2, 3
+    u = rng.standard_normal((Bn, H, L))
+    K = rng.standard_normal((2, H, Lk) if bidirectional else (H, Lk))
+    D = rng.standard_normal(H) if use_d else None
+    ref = R.fftconv_direct(u, K, D, bidirectional)
+    scale = max(np.abs(ref).max(), 1.0)
+    y = s4.fftconv(u, K, D, bidirectional=bidirectional)
+    assert y.dtype == np.float64 and y.shape == u.shape
+    assert np.abs(y - ref).max() / scale < 1e-12
+    y32 = s4.fftconv(u.astype(np.float32), K.astype(np.float32), None if D is None else D.astype(np.float32),
+                     bidirectional=bidirectional)
+    assert y32.dtype == np.float32
+    assert np.abs(y32 - ref).max() / scale < 1e-5
+    assert np.abs(R.fftconv(u, K, D, bidirectional) - ref).max() / scale < 1e-12
+
+
+def test_fftconv_matches_scan(rng):
+    # the convolution view with the generated kernel equals the recurrence with C (not Ct)
+    H, N, L = 2, 6, 64
+    Lambda, P, B = R.random_dplr(rng, H, N)
+    C = crandn(rng, H, N)
+    D = rng.standard_normal(H)
+    dt = np.array([1e-2, 1e-1])
+    u = rng.standard_normal((3, H, L))
+    K = s4.kernel_dplr(Lambda, P, B, s4.ctilde(Lambda, P, B, C, dt, L), dt, L)
+    Ab, Bb = s4.discretize(Lambda, P, B, dt)
+    y_scan = s4.scan(Ab, Bb, C, u, D)
+    assert rel_err(s4.fftconv(u, K, D), y_scan) < 1e-10
+    # diagonal
+    Kd = s4.kernel_diag(Lambda, B, C, dt, L, "zoh")
+    Ad, Bd = s4.discretize(Lambda, None, B, dt, method="zoh")
+    assert rel_err(s4.fftconv(u, Kd, D), s4.scan(Ad, Bd, C, u, D)) < 1e-10
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("L,Lk", [(1, 1), (17, 5), (16, 40), (50, 50)])
+def test_fftconv_backward(rng, bidirectional, L, Lk):
+    Bn, H = 2, 3
+    u = rng.standard_normal((Bn, H, L))
+    K = rng.standard_normal((2, H, Lk) if bidirectional else (H, Lk))
+    D = rng.standard_normal(H)
+    dy = rng.standard_normal(u.shape)
+    du, dK, dD = s4.fftconv_backward(u, K, D, dy, bidirectional=bidirectional)
+    rdu, rdK, rdD = R.fftconv_backward(u, K, D, dy, bidirectional)
+    assert dK.shape == K.shape
+    for a, b in ((du, rdu), (dK, rdK), (dD, rdD)):
+        assert np.abs(a - b).max() < 1e-11 * max(np.abs(b).max(), 1)
+    # finite differences on the compiled forward (float64)
+    e = 1e-6
+    pu, pK, pD = rng.standard_normal(u.shape), rng.standard_normal(K.shape), rng.standard_normal(H)
+
+    def loss(a, b, c):
+        return float((s4.fftconv(a, b, c, bidirectional=bidirectional) * dy).sum())
+
+    fd = (loss(u + e * pu, K + e * pK, D + e * pD) - loss(u - e * pu, K - e * pK, D - e * pD)) / (2 * e)
+    an = float((du * pu).sum() + (dK * pK).sum() + (dD * pD).sum())
+    assert abs(fd - an) < 1e-6 * max(1.0, abs(an))
+    du0, dK0, dD0 = s4.fftconv_backward(u, K, None, dy, bidirectional=bidirectional)
+    assert dD0 is None
+    np.testing.assert_allclose(du0, du - D[:, None] * dy, atol=1e-11)
+    d32 = s4.fftconv_backward(u.astype(np.float32), K.astype(np.float32), D.astype(np.float32),
+                              dy.astype(np.float32), bidirectional=bidirectional)
+    for a, b in zip(d32, (rdu, rdK, rdD)):
+        assert a.dtype == np.float32
+        assert np.abs(a - b).max() < 1e-5 * max(np.abs(b).max(), 1)
+
+
+def test_fftconv_out_and_long(rng):
+    u = rng.standard_normal((1, 2, 16384)).astype(np.float32)
+    K = rng.standard_normal((2, 16384)).astype(np.float32) * np.exp(-np.arange(16384) / 2000).astype(np.float32)
+    out = np.full(u.shape, np.nan, np.float32)
+    y = s4.fftconv(u, K, out=out)
+    assert y is out
+    ref = R.fftconv(u, K)
+    assert np.abs(y - ref).max() / np.abs(ref).max() < 1e-5
+
+
+# ---------------------------------------------------------------------------------------------
+# RTF
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("L", [2, 3, 17, 64, 1000])
+def test_rtf_kernel(rng, L):
+    H, N = 3, 1
+    a = rng.standard_normal((H, N)) * 0.2
+    a /= np.abs(a).sum(-1, keepdims=True) + 1.0  # l1-Montel: poles inside the unit disc
+    b = rng.standard_normal((H, N))
+    h0 = rng.standard_normal(H)
+    ref = R.rtf_kernel(a, b, h0, L)
+    k = s4.rtf_kernel(a, b, h0, L)
+    assert rel_err(k, ref) < 1e-12
+    k32 = s4.rtf_kernel(a.astype(np.float32), b.astype(np.float32), h0.astype(np.float32), L)
+    assert k32.dtype == np.float32 and rel_err(k32, ref) < 1e-5
+
+
+def test_rtf_is_periodised_impulse_response(rng):
+    # with b taken literally the kernel is the L-periodised impulse response (notes §8)
+    H, N, L = 2, 4, 64
+    a = rng.standard_normal((H, N))
+    a /= np.abs(a).sum(-1, keepdims=True) + 1.5
+    b = rng.standard_normal((H, N))
+    h0 = rng.standard_normal(H)
+    T = 40 * L
+    imp = np.zeros((H, T))
+    for h in range(H):  # y_t = -sum a_i y_{t-i} + sum b_i x_{t-i}, x = delta
+        for t in range(T):
+            acc = b[h, t - 1] if 1 <= t <= N else 0.0
+            for i in range(1, N + 1):
+                if t - i >= 0:
+                    acc -= a[h, i - 1] * imp[h, t - i]
+            imp[h, t] = acc
+    per = imp.reshape(H, -1, L).sum(1)
+    per[:, 0] += h0
+    assert rel_err(s4.rtf_kernel(a, b, h0, L), per) < 1e-10
+
+
+# ---------------------------------------------------------------------------------------------
+# Determinism, validation
+# ---------------------------------------------------------------------------------------------
+
+def test_bitwise_thread_invariance(rng, restore_threads):
+    H, N, L = 5, 16, 3000
+    Lambda, P, B = R.random_dplr(rng, H, N)
+    Ct = crandn(rng, H, N)
+    dt = np.full(H, 0.01)
+    u = rng.standard_normal((3, H, 777)).astype(np.float32)
+    K = rng.standard_normal((2, H, 500)).astype(np.float32)
+    D = rng.standard_normal(H).astype(np.float32)
+    dy = rng.standard_normal(u.shape).astype(np.float32)
+    v, w, z = crandn(rng, 40, N, dtype=np.complex64), crandn(rng, 40, N, dtype=np.complex64), \
+        crandn(rng, 700, dtype=np.complex64)
+    g = crandn(rng, 40, 700, dtype=np.complex64)
+    xs = (-np.abs(w.real) * 0.01 + 1j * w.imag).astype(np.complex64)
+
+    def run():
+        return [s4.kernel_dplr(Lambda.astype(np.complex64), P.astype(np.complex64), B.astype(np.complex64),
+                               Ct.astype(np.complex64), dt, L),
+                s4.kernel_diag(Lambda, B, Ct, dt, 5000, "bilinear"),
+                s4.fftconv(u, K, D, bidirectional=True), *s4.fftconv_backward(u, K, D, dy, bidirectional=True),
+                s4.cauchy(v, z, w), *s4.cauchy_backward(v, z, w, g),
+                *s4.vandermonde_backward(v, xs, g[:, :300].real.copy()),
+                s4.rtf_kernel(K[0, :, :3] * 0.1, K[1, :, :3], D, 999)]
+
+    fastcore.set_num_threads(1)
+    one = run()
+    fastcore.set_num_threads(2)
+    two = run()
+    for a, b in zip(one, two):
+        assert np.array_equal(a, b)
+
+
+def test_validation_errors(rng):
+    H, N = 2, 4
+    Lambda, P, B = R.random_dplr(rng, H, N)
+    Ct = crandn(rng, H, N)
+    dt = np.full(H, 0.1)
+    with pytest.raises(ValueError, match="Re\\(Lambda\\) < 0"):
+        s4.kernel_dplr(Lambda + 2.0, P, B, Ct, dt, 8)
+    with pytest.raises(ValueError, match="dt"):
+        s4.kernel_dplr(Lambda, P, B, Ct, np.array([0.1, -1.0]), 8)
+    with pytest.raises(ValueError, match="dt"):
+        s4.kernel_diag(Lambda, B, Ct, 0.0, 8)
+    with pytest.raises(ValueError, match="L"):
+        s4.kernel_dplr(Lambda, P, B, Ct, dt, 0)
+    with pytest.raises(TypeError, match="L"):
+        s4.kernel_dplr(Lambda, P, B, Ct, dt, 8.0)
+    with pytest.raises(ValueError, match="B"):
+        s4.kernel_dplr(Lambda, P, B[:, :3], Ct, dt, 8)
+    with pytest.raises(TypeError, match="Ct"):
+        s4.kernel_dplr(Lambda, P, B, Ct.astype(np.complex64), dt, 8)
+    with pytest.raises(TypeError, match="Lambda"):
+        s4.kernel_dplr(Lambda.real, P, B, Ct, dt, 8)
+    with pytest.raises(ValueError, match="method"):
+        s4.kernel_diag(Lambda, B, Ct, dt, 8, method="dss")
+    with pytest.raises(ValueError, match="Lambda"):
+        s4.kernel_dplr(np.where(np.arange(N) == 1, np.nan, Lambda), P, B, Ct, dt, 8)
+    u = rng.standard_normal((2, H, 10))
+    with pytest.raises(ValueError, match="K"):
+        s4.fftconv(u, rng.standard_normal((H + 1, 4)))
+    with pytest.raises(ValueError, match="K"):
+        s4.fftconv(u, rng.standard_normal((H, 4)), bidirectional=True)
+    with pytest.raises(TypeError, match="K"):
+        s4.fftconv(u, rng.standard_normal((H, 4)).astype(np.float32))
+    with pytest.raises(TypeError, match="u"):
+        s4.fftconv(u.astype(np.int64), rng.standard_normal((H, 4)))
+    with pytest.raises(ValueError, match="D"):
+        s4.fftconv(u, rng.standard_normal((H, 4)), rng.standard_normal(H + 1))
+    with pytest.raises(ValueError, match="out"):
+        s4.fftconv(u, rng.standard_normal((H, 4)), out=u)
+    ro = np.empty_like(u)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        s4.fftconv(u, rng.standard_normal((H, 4)), out=ro)
+    with pytest.raises(ValueError, match="dy"):
+        s4.fftconv_backward(u, rng.standard_normal((H, 4)), None, u[:, :, :5])
+    with pytest.raises(TypeError, match="z"):
+        s4.cauchy(Ct, np.zeros(3), Ct)
+    with pytest.raises(ValueError, match="w"):
+        s4.cauchy(Ct, np.zeros(3, np.complex128), Ct[:, :2])
+    with pytest.raises(ValueError, match="smaller"):
+        s4.rtf_kernel(np.zeros((1, 8)), np.zeros((1, 8)), 0.0, 4)
+    with pytest.raises(ValueError, match="X"):
+        s4.irfft(np.zeros((2, 5), np.complex128), 16)
+    with pytest.raises(ValueError, match="L"):
+        s4.vandermonde(Ct, Ct, 0)
+    with pytest.raises(TypeError, match="conj|grad"):
+        s4.vandermonde_backward(Ct, Ct, crandn(rng, H, 5))
+
+
+def test_noncontiguous_inputs_are_copied(rng):
+    u = rng.standard_normal((2, 3, 40))[:, :, ::2]
+    K = rng.standard_normal((3, 10)).T.copy().T
+    assert not u.flags.c_contiguous
+    np.testing.assert_allclose(s4.fftconv(u, K), R.fftconv_direct(u, K), atol=1e-12)
+
+
+def test_bitwise_simd_levels(rng, restore_simd):
+    from fastcore.testing import simd_levels
+
+    H, N, L = 3, 16, 1000
+    Lambda, P, B = R.random_dplr(rng, H, N)
+    Ct = crandn(rng, H, N)
+    u = rng.standard_normal((2, H, 300)).astype(np.float32)
+    K = rng.standard_normal((2, H, 100)).astype(np.float32)
+    v, w, z = crandn(rng, 7, N, dtype=np.complex64), crandn(rng, 7, N, dtype=np.complex64), \
+        crandn(rng, 333, dtype=np.complex64)
+    results = []
+    for level in simd_levels():
+        with fastcore.simd_level(level):
+            results.append([s4.kernel_dplr(*(a.astype(np.complex64) for a in (Lambda, P, B, Ct)), 0.01, L),
+                            s4.kernel_diag(Lambda, B, Ct, 0.01, L, "bilinear"),
+                            s4.fftconv(u, K, bidirectional=True), s4.cauchy(v, z, w),
+                            *s4.cauchy_backward(v, z, w, s4.cauchy(v, z, w)),
+                            s4.rfft(u[0]), s4.rfft(u[0, :, :257].astype(np.float64))])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(a, b)
