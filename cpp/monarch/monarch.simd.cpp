@@ -196,7 +196,7 @@ void gemm_generic(std::int64_t m, std::int64_t n, std::int64_t depth, const T* A
 }
 
 // Rows of the batch processed together: the stage-1 output of a tile (kTile x K*Q) stays in cache.
-constexpr std::int64_t kTile = 16;
+constexpr std::int64_t kTile = 32;
 
 template <class T>
 T* scratch(int slot, std::size_t size) {
