@@ -7,6 +7,8 @@ copy for a C-contiguous input (a non-contiguous input is copied once to C order)
 Semantics, the same for every map and backend:
 
 - ``scale`` multiplies x before the map (an inverse temperature): ``softmax(x, scale=1/T)``.
+  softmax and log-softmax form scale·x in the input dtype (an overflow there acts as an infinite
+  logit); the sparse maps form it in float64.
 - ``mask``: a boolean array broadcastable to x, True = keep. Masked entries get exactly 0 (for
   log-softmax: -inf); a row with every entry masked gives all zeros (log-softmax: all -inf) —
   never NaN — and a zero gradient. A ``-inf`` logit behaves exactly like a masked entry.

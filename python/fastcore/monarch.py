@@ -15,7 +15,9 @@ and SIMD level; the weight gradients reduce the batch in a fixed number of chunk
 CUDA (CuPy: float32, float16, bfloat16 with float32 arithmetic, complex64): batched matrix products
 through CuPy (cuBLAS) with the permutations as strided views — a composed path, not a fused kernel.
 
-Non-finite values propagate as IEEE arithmetic does (no checks, no masking).
+Non-finite values propagate as IEEE arithmetic does (no checks, no masking). Structural zeros of M
+are never multiplied, so an inf in x reaches only the outputs connected to it (a dense product
+would turn inf·0 into NaN everywhere).
 """
 
 from __future__ import annotations
