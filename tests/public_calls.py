@@ -191,3 +191,25 @@ def s4_calls(rng):
         dt = np.full(3, 0.05, rdt)
         calls.append(Call(f"s4.kernel_diag[{tag}]", s4.kernel_diag, (Lam, B, C, dt, 33)))
     return calls
+
+
+@builder
+def ig_calls(rng):
+    from fastcore import ig
+
+    calls = [Call("ig.quadrature", ig.quadrature, (16, "gausslegendre"))]
+    for dtype in (np.float32, np.float64):
+        tag = np.dtype(dtype).name
+        layers = [(rng.standard_normal((6, 9)).astype(dtype), rng.standard_normal(6).astype(dtype)),
+                  (rng.standard_normal((3, 6)).astype(dtype), rng.standard_normal(3).astype(dtype))]
+        model = ig.MLP(layers, activation="tanh", output="softmax")
+        x = rng.standard_normal((4, 9)).astype(dtype)
+        base = rng.standard_normal((4, 9)).astype(dtype)
+        target = np.array([0, 2, 1, 2])
+        calls.append(Call(f"ig.integrated_gradients[{tag},fused]", ig.integrated_gradients, (model, x, base),
+                          {"target": target, "n_steps": 12, "return_delta": True}))
+        calls.append(Call(f"ig.integrated_gradients[{tag},generic]", ig.integrated_gradients,
+                          (model.grad, x, base), {"target": target, "n_steps": 12, "chunk_size": 5}))
+        calls.append(Call(f"ig.expected_gradients[{tag}]", ig.expected_gradients, (model, x, base),
+                          {"n_samples": 8, "rng": 7, "target": target}))
+    return calls
