@@ -242,3 +242,31 @@ def test_expected_gradients_with_model(rng):
     np.testing.assert_allclose(se, rse, rtol=1e-6, atol=1e-12)
     with pytest.raises(ValueError, match="target: required"):
         ig.expected_gradients(m, x, bg)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(N=st.integers(1, 20), D=st.integers(1, 40), H=st.lists(st.integers(1, 20), min_size=0, max_size=2),
+       C=st.integers(1, 5), S=st.integers(2, 9), act=st.sampled_from(ig.ACTIVATIONS),
+       out=st.sampled_from(ig.OUTPUTS), method=st.sampled_from(ig.METHODS), shared=st.booleans(),
+       chunk=st.integers(1, 50), seed=st.integers(0, 2**32 - 1))
+def test_property_fused_generic_reference(N, D, H, C, S, act, out, method, shared, chunk, seed):
+    """Random architectures (0-2 hidden layers, widths 1..20, 1..5 classes), rules, baselines and
+    chunk sizes: fused == generic(model.grad) == float64 reference (float64 tolerance)."""
+    rng = np.random.default_rng(seed)
+    layers = make_layers(rng, [D] + H + [C])
+    m = ig.MLP(layers, act, out)
+    x = rng.standard_normal((N, D))
+    xb = rng.standard_normal((1 if shared else N, D))
+    t = rng.integers(0, C, N)
+    fused = ig.integrated_gradients(m, x, xb, target=t, n_steps=S, method=method).attributions
+    generic = ig.integrated_gradients(m.grad, x, xb, target=t, n_steps=S, method=method, chunk_size=chunk)
+    a, w = ref.quadrature(S, method)
+    expected = ref.integrated_gradients(lambda p, tt: ref.mlp_grad(layers, act, out, p, tt), x, xb, t, a, w)
+    np.testing.assert_allclose(fused, expected, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(generic.attributions, expected, rtol=1e-9, atol=1e-11)
+    again = ig.integrated_gradients(m.grad, x, xb, target=t, n_steps=S, method=method, chunk_size=chunk + 7)
+    np.testing.assert_array_equal(again.attributions, generic.attributions)
