@@ -267,8 +267,9 @@ def interpolate(x: Any, baselines: Any, alphas: Any, r0: int, out: Any) -> Any:
     _checks.check_no_overlap(out, "out", xb, "baselines")
     if N == 0 or out.shape[0] == 0:
         return out
-    _run_interpolate(x.reshape(N, D), np.ascontiguousarray(xb).reshape(xb.shape[0], D), a, r0,
-                     out.reshape(out.shape[0], D))
+    if not xb.flags.c_contiguous:
+        xb = xb.copy()  # NumPy and CuPy alike
+    _run_interpolate(x.reshape(N, D), xb.reshape(xb.shape[0], D), a, r0, out.reshape(out.shape[0], D))
     return out
 
 
@@ -374,7 +375,8 @@ def integrated_gradients(
 
     f: a built-in model (:class:`Linear`, :class:`MLP`: the whole computation is compiled), or a
         callable ``f(points, target) -> grads``: ``points`` has shape (M, *x.shape[1:]) in x's
-        dtype and array kind (a reused buffer: copy it if you keep it), ``target`` is None or an
+        dtype and array kind (a reused buffer: copy it if you keep it; on the GPU, f must work on
+        the current CuPy stream or synchronise before returning), ``target`` is None or an
         int64 array (M,) (the example's target repeated per step); ``grads`` must have the shape,
         dtype and array kind of ``points`` (checked; NaN/Inf raise ValueError naming the step and
         example). Rows must not interact (no batch statistics), as in every batched IG.
