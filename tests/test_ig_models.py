@@ -270,3 +270,23 @@ def test_property_fused_generic_reference(N, D, H, C, S, act, out, method, share
     np.testing.assert_allclose(generic.attributions, expected, rtol=1e-9, atol=1e-11)
     again = ig.integrated_gradients(m.grad, x, xb, target=t, n_steps=S, method=method, chunk_size=chunk + 7)
     np.testing.assert_array_equal(again.attributions, generic.attributions)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_without_multiplying_and_shared_baseline(rng, dtype):
+    layers = make_layers(rng, [21, 13, 4], dtype)
+    m = ig.MLP(layers, "gelu_tanh", "log_softmax")
+    x = rng.standard_normal((5, 21)).astype(dtype)
+    xb = rng.standard_normal(21).astype(dtype)  # one baseline row for every example
+    t = rng.integers(0, 4, 5)
+    fused = ig.integrated_gradients(m, x, xb, target=t, n_steps=12, multiply_by_inputs=False).attributions
+    generic = ig.integrated_gradients(m.grad, x, xb, target=t, n_steps=12, multiply_by_inputs=False).attributions
+    a, w = ref.quadrature(12)
+    rl = ref_layers(layers)
+    expected = ref.integrated_gradients(lambda p, tt: ref.mlp_grad(rl, "gelu_tanh", "log_softmax", p, tt),
+                                        x.astype(np.float64), xb.astype(np.float64), t, a, w, False)
+    np.testing.assert_allclose(fused, expected, **TOL[dtype])
+    np.testing.assert_allclose(generic, expected, **TOL[dtype])
+    tiled = ig.integrated_gradients(m, x, np.tile(xb, (5, 1)), target=t, n_steps=12).attributions
+    shared = ig.integrated_gradients(m, x, xb, target=t, n_steps=12).attributions
+    np.testing.assert_array_equal(tiled, shared)  # a shared row is computed once, with the same bits
