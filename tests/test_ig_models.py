@@ -94,7 +94,7 @@ def test_fused_equals_generic_equals_reference(rng, dtype, activation, output, m
     np.testing.assert_allclose(fused.delta, generic.delta, **TOL[dtype])
     np.testing.assert_allclose(fused.f_input, ref.mlp_forward(rl, activation, output, x.astype(np.float64), t),
                                **TOL[dtype])
-    assert fused.n_evaluations == n * N
+    assert fused.n_evaluations == generic.n_evaluations == n * N + 2 * N  # path rows + 2N forward rows
 
 
 @pytest.mark.parametrize("output", ig.OUTPUTS)
@@ -114,7 +114,7 @@ def test_linear_models(rng, output):
         np.testing.assert_allclose(exact.attributions, (x - 0.5) * W[t], rtol=1e-14, atol=1e-15)
         np.testing.assert_allclose(r.attributions, exact.attributions, rtol=1e-12, atol=1e-14)
         assert np.all(np.abs(exact.delta) < 1e-12)
-        assert exact.alphas is None and exact.n_evaluations == 0
+        assert exact.alphas is None and exact.n_evaluations == 2 * len(x)  # forward rows for the delta only
     else:
         assert np.max(r.relative_delta) < 1e-9  # GL24 on a smooth 1-layer model
         with pytest.raises(ValueError, match="exact"):

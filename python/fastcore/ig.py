@@ -450,7 +450,7 @@ def integrated_gradients(
         finally:
             update(0 if exact else len(alphas) * N)
             close()
-        n_eval = 0 if exact else len(alphas) * N
+        n_eval = (0 if exact else len(alphas) * N) + (2 * N if return_delta else 0)
         attributions = attr64
     else:
         S = len(alphas)
