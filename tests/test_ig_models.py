@@ -162,9 +162,10 @@ def test_swap_antisymmetry_and_dummy_feature(rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_bitwise_threads_simd_and_batch(rng, dtype, restore_threads, restore_simd):
+@pytest.mark.parametrize("activation", ig.ACTIVATIONS)
+def test_fused_bitwise_threads_simd_and_batch(rng, dtype, activation, restore_threads, restore_simd):
     layers = make_layers(rng, [70, 33, 21, 7], dtype)
-    m = ig.MLP(layers, "tanh", "log_softmax")
+    m = ig.MLP(layers, activation, "log_softmax")
     N = 19  # blocks of 8 examples with a partial one
     x = rng.standard_normal((N, 70)).astype(dtype)
     t = rng.integers(0, 7, N)
