@@ -496,7 +496,7 @@ def integrated_gradients(
     result = IGResult(attributions=attributions.reshape(x.shape).astype(x.dtype, copy=False),
                       alphas=alphas, weights=weights, n_evaluations=n_eval)
     if return_delta:
-        total_attr = _to_host(attributions.reshape(N, -1).sum(axis=1)).astype(np.float64)
+        total_attr = _to_host(attributions.reshape(N, -1).astype(np.float64).sum(axis=1))  # float64 sum
         fx, fb = _to_host(fx).astype(np.float64), _to_host(fb).astype(np.float64)
         diff = fx - fb
         delta = total_attr - diff
