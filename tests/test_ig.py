@@ -303,7 +303,6 @@ def test_multiply_by_inputs_false_and_empty(rng):
 
 def test_non_contiguous_x_is_copied(rng):
     model = Smooth(rng, (5,))
-    x = rng.standard_normal((5, 8))[:, ::2][:, :5].T.copy().T  # Fortran-ordered view
     x = np.asfortranarray(rng.standard_normal((6, 5)))
     r = ig.integrated_gradients(model.grad, x, n_steps=5)
     r2 = ig.integrated_gradients(model.grad, np.ascontiguousarray(x), n_steps=5)
@@ -416,3 +415,45 @@ def test_expected_gradients_bad_input(rng):
         ig.expected_gradients(g, x, np.zeros((4, 3)), rng="seed")
     with pytest.raises(ValueError, match="non-finite gradient"):
         ig.expected_gradients(lambda p, t: np.full_like(p, np.inf), x, np.zeros((4, 3)), n_samples=3)
+
+
+def test_strided_x_and_baselines(rng):
+    model = Smooth(rng, (4,))
+    big = rng.standard_normal((10, 8))
+    x = big[::2, 1::2]  # non-contiguous view: copied
+    xb = rng.standard_normal((4, 1))[:, 0]  # (4,) strided view broadcast to every example
+    r = ig.integrated_gradients(model.grad, x, xb, n_steps=6)
+    r2 = ig.integrated_gradients(model.grad, np.ascontiguousarray(x), np.ascontiguousarray(xb), n_steps=6)
+    np.testing.assert_array_equal(r.attributions, r2.attributions)
+
+
+def test_progress_true_runs_with_or_without_tqdm(rng):
+    model = Smooth(rng, (3,))
+    x = rng.standard_normal((2, 3))
+    r = ig.integrated_gradients(model.grad, x, n_steps=4, chunk_size=3, progress=True)
+    np.testing.assert_array_equal(r.attributions, ig.integrated_gradients(model.grad, x, n_steps=4).attributions)
+
+
+def test_low_level_bad_input(rng):
+    x = rng.standard_normal((3, 4))
+    a, w = ig.quadrature(5)
+    with pytest.raises(ValueError, match="baselines: expected shape"):
+        ig.interpolate(x, np.zeros((2, 4)), a, 0, np.empty((3, 4)))
+    with pytest.raises(TypeError, match="out: expected dtype"):
+        ig.interpolate(x, np.zeros((1, 4)), a, 0, np.empty((3, 4), np.float32))
+    with pytest.raises(ValueError, match="r0"):
+        ig.interpolate(x, np.zeros((1, 4)), a, 14, np.empty((3, 4)))
+    ro = np.empty((3, 4))
+    ro.setflags(write=False)
+    with pytest.raises(ValueError, match="read-only"):
+        ig.interpolate(x, np.zeros((1, 4)), a, 0, ro)
+    with pytest.raises(ValueError, match="overlap"):
+        ig.interpolate(x, np.zeros((1, 4)), a, 0, x[:2])
+    with pytest.raises(TypeError, match="acc: expected dtype float64"):
+        ig.accumulate(np.zeros((3, 4), np.float32), np.zeros((2, 4)), w, 0)
+    with pytest.raises(ValueError, match="grads: expected shape"):
+        ig.accumulate(np.zeros((3, 4)), np.zeros((2, 5)), w, 0)
+    with pytest.raises(ValueError, match="r0"):
+        ig.accumulate(np.zeros((3, 4)), np.zeros((2, 4)), w, 14)
+    with pytest.raises(ValueError, match=r"non-finite gradient \(inf\) at step 1, example 0, feature 3"):
+        ig.accumulate(np.zeros((3, 4)), np.array([[0, 0, 0, np.inf]] * 2, float), w, 3)

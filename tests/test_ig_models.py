@@ -94,7 +94,7 @@ def test_fused_equals_generic_equals_reference(rng, dtype, activation, output, m
     np.testing.assert_allclose(fused.delta, generic.delta, **TOL[dtype])
     np.testing.assert_allclose(fused.f_input, ref.mlp_forward(rl, activation, output, x.astype(np.float64), t),
                                **TOL[dtype])
-    assert fused.n_evaluations == n * N
+    assert fused.n_evaluations == generic.n_evaluations == n * N + 2 * N  # path rows + 2N forward rows
 
 
 @pytest.mark.parametrize("output", ig.OUTPUTS)
@@ -114,7 +114,7 @@ def test_linear_models(rng, output):
         np.testing.assert_allclose(exact.attributions, (x - 0.5) * W[t], rtol=1e-14, atol=1e-15)
         np.testing.assert_allclose(r.attributions, exact.attributions, rtol=1e-12, atol=1e-14)
         assert np.all(np.abs(exact.delta) < 1e-12)
-        assert exact.alphas is None and exact.n_evaluations == 0
+        assert exact.alphas is None and exact.n_evaluations == 2 * len(x)  # forward rows for the delta only
     else:
         assert np.max(r.relative_delta) < 1e-9  # GL24 on a smooth 1-layer model
         with pytest.raises(ValueError, match="exact"):
@@ -162,9 +162,10 @@ def test_swap_antisymmetry_and_dummy_feature(rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_bitwise_threads_simd_and_batch(rng, dtype, restore_threads, restore_simd):
+@pytest.mark.parametrize("activation", ig.ACTIVATIONS)
+def test_fused_bitwise_threads_simd_and_batch(rng, dtype, activation, restore_threads, restore_simd):
     layers = make_layers(rng, [70, 33, 21, 7], dtype)
-    m = ig.MLP(layers, "tanh", "log_softmax")
+    m = ig.MLP(layers, activation, "log_softmax")
     N = 19  # blocks of 8 examples with a partial one
     x = rng.standard_normal((N, 70)).astype(dtype)
     t = rng.integers(0, 7, N)
@@ -242,3 +243,51 @@ def test_expected_gradients_with_model(rng):
     np.testing.assert_allclose(se, rse, rtol=1e-6, atol=1e-12)
     with pytest.raises(ValueError, match="target: required"):
         ig.expected_gradients(m, x, bg)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(N=st.integers(1, 20), D=st.integers(1, 40), H=st.lists(st.integers(1, 20), min_size=0, max_size=2),
+       C=st.integers(1, 5), S=st.integers(2, 9), act=st.sampled_from(ig.ACTIVATIONS),
+       out=st.sampled_from(ig.OUTPUTS), method=st.sampled_from(ig.METHODS), shared=st.booleans(),
+       chunk=st.integers(1, 50), seed=st.integers(0, 2**32 - 1))
+def test_property_fused_generic_reference(N, D, H, C, S, act, out, method, shared, chunk, seed):
+    """Random architectures (0-2 hidden layers, widths 1..20, 1..5 classes), rules, baselines and
+    chunk sizes: fused == generic(model.grad) == float64 reference (float64 tolerance)."""
+    rng = np.random.default_rng(seed)
+    layers = make_layers(rng, [D] + H + [C])
+    m = ig.MLP(layers, act, out)
+    x = rng.standard_normal((N, D))
+    xb = rng.standard_normal((1 if shared else N, D))
+    t = rng.integers(0, C, N)
+    fused = ig.integrated_gradients(m, x, xb, target=t, n_steps=S, method=method).attributions
+    generic = ig.integrated_gradients(m.grad, x, xb, target=t, n_steps=S, method=method, chunk_size=chunk)
+    a, w = ref.quadrature(S, method)
+    expected = ref.integrated_gradients(lambda p, tt: ref.mlp_grad(layers, act, out, p, tt), x, xb, t, a, w)
+    np.testing.assert_allclose(fused, expected, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(generic.attributions, expected, rtol=1e-9, atol=1e-11)
+    again = ig.integrated_gradients(m.grad, x, xb, target=t, n_steps=S, method=method, chunk_size=chunk + 7)
+    np.testing.assert_array_equal(again.attributions, generic.attributions)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_without_multiplying_and_shared_baseline(rng, dtype):
+    layers = make_layers(rng, [21, 13, 4], dtype)
+    m = ig.MLP(layers, "gelu_tanh", "log_softmax")
+    x = rng.standard_normal((5, 21)).astype(dtype)
+    xb = rng.standard_normal(21).astype(dtype)  # one baseline row for every example
+    t = rng.integers(0, 4, 5)
+    fused = ig.integrated_gradients(m, x, xb, target=t, n_steps=12, multiply_by_inputs=False).attributions
+    generic = ig.integrated_gradients(m.grad, x, xb, target=t, n_steps=12, multiply_by_inputs=False).attributions
+    a, w = ref.quadrature(12)
+    rl = ref_layers(layers)
+    expected = ref.integrated_gradients(lambda p, tt: ref.mlp_grad(rl, "gelu_tanh", "log_softmax", p, tt),
+                                        x.astype(np.float64), xb.astype(np.float64), t, a, w, False)
+    np.testing.assert_allclose(fused, expected, **TOL[dtype])
+    np.testing.assert_allclose(generic, expected, **TOL[dtype])
+    tiled = ig.integrated_gradients(m, x, np.tile(xb, (5, 1)), target=t, n_steps=12).attributions
+    shared = ig.integrated_gradients(m, x, xb, target=t, n_steps=12).attributions
+    np.testing.assert_array_equal(tiled, shared)  # a shared row is computed once, with the same bits

@@ -25,8 +25,8 @@ enum class Act : int { relu = 0, gelu = 1, gelu_tanh = 2, tanh = 3 };
 enum class Output : int { logit = 0, softmax = 1, log_softmax = 2 };
 
 constexpr int kMaxLayers = 16;
-constexpr std::int64_t kExampleBlock = 8;  // examples per work item (fixed partition; 2 x 6-row tiles)
-constexpr std::int64_t kColumnPanel = 64;   // columns per work item of the first-layer products
+constexpr std::int64_t kExampleBlock = 8;  // examples per head work item (fixed partition)
+constexpr std::int64_t kColumnPanel = 64;   // columns per work item of the input-sized products
 constexpr std::int64_t kTileRows = 72;      // (step, example) rows per head tile (a multiple of 6)
 
 struct MlpArgs {

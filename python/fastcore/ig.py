@@ -21,7 +21,7 @@ IG = (x − x') ⊙ (δ̄₁ W₁): one input-sized product per example instead 
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +100,21 @@ def quadrature(n_steps: int = 50, method: str = "gausslegendre") -> tuple[np.nda
     """
     method = _checks.check_choice(method, "method", METHODS)
     n = _checks.check_int(n_steps, "n_steps", lo=1 if method == "gausslegendre" else 2)
+    a, w = _quadrature_table(n, method)
+    return a.copy(), w.copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _quadrature_table(n: int, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """The tables of :func:`quadrature` (validated arguments), cached read-only: Newton's method
+    for Gauss–Legendre costs ~1 ms of Python at n = 50, more than a small IG call."""
+    a, w = _quadrature_compute(n, method)
+    a.setflags(write=False)
+    w.setflags(write=False)
+    return a, w
+
+
+def _quadrature_compute(n: int, method: str) -> tuple[np.ndarray, np.ndarray]:
     k = np.arange(n, dtype=np.float64)
     if method == "gausslegendre":
         xi, om = _gauss_legendre(n)
@@ -267,8 +282,9 @@ def interpolate(x: Any, baselines: Any, alphas: Any, r0: int, out: Any) -> Any:
     _checks.check_no_overlap(out, "out", xb, "baselines")
     if N == 0 or out.shape[0] == 0:
         return out
-    _run_interpolate(x.reshape(N, D), np.ascontiguousarray(xb).reshape(xb.shape[0], D), a, r0,
-                     out.reshape(out.shape[0], D))
+    if not xb.flags.c_contiguous:
+        xb = xb.copy()  # NumPy and CuPy alike
+    _run_interpolate(x.reshape(N, D), xb.reshape(xb.shape[0], D), a, r0, out.reshape(out.shape[0], D))
     return out
 
 
@@ -374,7 +390,8 @@ def integrated_gradients(
 
     f: a built-in model (:class:`Linear`, :class:`MLP`: the whole computation is compiled), or a
         callable ``f(points, target) -> grads``: ``points`` has shape (M, *x.shape[1:]) in x's
-        dtype and array kind (a reused buffer: copy it if you keep it), ``target`` is None or an
+        dtype and array kind (a reused buffer: copy it if you keep it; on the GPU, f must work on
+        the current CuPy stream or synchronise before returning), ``target`` is None or an
         int64 array (M,) (the example's target repeated per step); ``grads`` must have the shape,
         dtype and array kind of ``points`` (checked; NaN/Inf raise ValueError naming the step and
         example). Rows must not interact (no batch statistics), as in every batched IG.
@@ -433,7 +450,7 @@ def integrated_gradients(
         finally:
             update(0 if exact else len(alphas) * N)
             close()
-        n_eval = 0 if exact else len(alphas) * N
+        n_eval = (0 if exact else len(alphas) * N) + (2 * N if return_delta else 0)
         attributions = attr64
     else:
         S = len(alphas)
@@ -479,7 +496,7 @@ def integrated_gradients(
     result = IGResult(attributions=attributions.reshape(x.shape).astype(x.dtype, copy=False),
                       alphas=alphas, weights=weights, n_evaluations=n_eval)
     if return_delta:
-        total_attr = _to_host(attributions.reshape(N, -1).sum(axis=1)).astype(np.float64)
+        total_attr = _to_host(attributions.reshape(N, -1).astype(np.float64).sum(axis=1))  # float64 sum
         fx, fb = _to_host(fx).astype(np.float64), _to_host(fb).astype(np.float64)
         diff = fx - fb
         delta = total_attr - diff
