@@ -31,6 +31,8 @@ __global__ void __launch_bounds__(kThreads)
   const std::int64_t b = blockIdx.x / nblk;
   const std::int64_t j = (blockIdx.x % nblk) * kThreads + threadIdx.x;
   const T zr = j < Lz ? z[2 * j] : T(0), zi = j < Lz ? z[2 * j + 1] : T(0);
+  // denominators at the node scaled by g = 1/max(1, |zr| + |zi|) (finite for huge |z|)
+  const T m = fabs(zr) + fabs(zi), g = m > T(1) ? T(1) / m : T(1), pr = zr * g, pi = zi * g;
   T ar = T(0), ai = T(0);
   const T* vb = v + 2 * b * N;
   const T* wb = w + 2 * b * N;
@@ -48,15 +50,15 @@ __global__ void __launch_bounds__(kThreads)
       const T vr = s_vr[i], vi = s_vi[i], wr = s_wr[i], wi = s_wi[i];
       if (conj) {
         // 2 [z Re v - Re(v conj w)] / [(x - wr)^2 + (wi - y)(wi + y) + 2i y (x - wr)]
-        const T dx = zr - wr;
-        const T dr = dx * dx + (wi - zi) * (wi + zi), di = T(2) * zi * dx;
-        const T inv = T(1) / (dr * dr + di * di);
+        const T dx = pr - wr * g, ws = wi * g;
+        const T dr = dx * dx + (ws - pi) * (ws + pi), di = T(2) * pi * dx;
+        const T inv = g / (dr * dr + di * di);  // times g again below: 1/D = g^2 conj(D')/|D'|^2
         const T nr = T(-2) * (vr * wr + vi * wi) + T(2) * vr * zr, ni = T(2) * vr * zi;
-        ar += (nr * dr + ni * di) * inv;
-        ai += (ni * dr - nr * di) * inv;
+        ar += ((nr * dr + ni * di) * g) * inv;
+        ai += ((ni * dr - nr * di) * g) * inv;
       } else {
-        const T dr = zr - wr, di = zi - wi;
-        const T inv = T(1) / (dr * dr + di * di);
+        const T dr = pr - wr * g, di = pi - wi * g;
+        const T inv = g / (dr * dr + di * di);
         ar += (vr * dr + vi * di) * inv;
         ai += (vi * dr - vr * di) * inv;
       }
@@ -181,16 +183,17 @@ __global__ void __launch_bounds__(kNodeThreads)
   if (k >= nreg) return;
   const int nc = channels + rank, np = (1 + rank) * nc;
   const double t = tan(kPi * static_cast<double>(k) / static_cast<double>(L));
-  const T s = static_cast<T>(2.0 * t);
+  const double sd = 2.0 * t, gd = sd > 1.0 ? 1.0 / sd : 1.0;  // node scaling as on the CPU
+  const T s = static_cast<T>(sd), g = static_cast<T>(gd), ss = static_cast<T>(sd * gd);
   T accr[kMaxProducts], acci[kMaxProducts];
 #pragma unroll
   for (int p = 0; p < kMaxProducts; ++p) accr[p] = acci[p] = T(0);
   const T* al = alpha + h * np * N;
   const T* be = beta + h * np * N;
   for (std::int64_t n = 0; n < N; ++n) {
-    const T wr = w[2 * (h * N + n)], wi = w[2 * (h * N + n) + 1];
-    const T dr = wr * wr + (wi - s) * (wi + s), di = T(-2) * s * wr;  // (z - w)(z - conj w), z = i s
-    const T inv = T(1) / (dr * dr + di * di);
+    const T wr = w[2 * (h * N + n)] * g, wi = w[2 * (h * N + n) + 1] * g;
+    const T dr = wr * wr + (wi - ss) * (wi + ss), di = T(-2) * ss * wr;  // (z - w)(z - conj w), z = i s, scaled
+    const T inv = g * g / (dr * dr + di * di);
     const T cr = dr * inv, ci = -di * inv;
 #pragma unroll
     for (int p = 0; p < kMaxProducts; ++p) {

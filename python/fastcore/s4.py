@@ -545,7 +545,7 @@ def fftconv_backward(u, K, D, dy, *, bidirectional: bool = False):
         dK = xp.zeros(K3.shape, u.dtype)
         dK[0, :, :lk] = r[:, :lk]
         if bidirectional:
-            dK[1, :, :lk] = r[:, n - 1 - np.arange(lk)]
+            dK[1, :, :lk] = r[:, n - 1 - xp.arange(lk)]
         _gpu_multiply(Y, S, H, True)
         du = xp.ascontiguousarray(xp.fft.irfft(Y, n)[..., :L])
         dD = None
