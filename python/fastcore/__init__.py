@@ -26,6 +26,7 @@ from ._backend import cuda_available
 from ._errors import BackendUnavailableError, CudaError
 from . import reference
 from . import s4
+from .s4 import fftconv, kernel_diag, kernel_dplr
 from . import tiger
 from .tiger import Tiger, tiger_step
 
@@ -45,6 +46,9 @@ __all__ = [
     "BackendUnavailableError",
     "reference",
     "s4",
+    "kernel_dplr",
+    "kernel_diag",
+    "fftconv",
     "tiger",
     "Tiger",
     "tiger_step",
