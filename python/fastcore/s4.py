@@ -1,6 +1,8 @@
 """S4 kernels (fastcore.s4): Cauchy and Vandermonde products, S4 (DPLR) and S4D kernel
-generation, long FFT convolution and the RTF kernel, on the CPU (NumPy) with float64/complex128
-NumPy references in ``fastcore.reference.s4``.
+generation, long FFT convolution and the RTF kernel, on the CPU (NumPy arrays: C++ kernels with an
+in-house FFT) and on CUDA (CuPy arrays: CUDA kernels for the Cauchy/Vandermonde/Woodbury parts
+and the spectrum multiply, cuFFT through CuPy for the transforms, on the current CuPy stream),
+with float64/complex128 NumPy references in ``fastcore.reference.s4``.
 
 Conventions (state-spaces/s4; notes/s4.md §1-3): H channels, N stored states = one half of the
 conjugate pairs (the full state is [x, conj x]); A = diag(Lambda) - sum_r P_r P_r^H; bilinear
@@ -42,7 +44,7 @@ def _xp(a: Any):
     return np if isinstance(a, np.ndarray) else _backend.array_module("cuda")
 
 
-def _on_gpu(*arrays: Any, **named: Any) -> bool:
+def _on_gpu(**named: Any) -> bool:
     """True for CuPy inputs; ValueError on a CPU/GPU mix (names from `named`)."""
     return _checks.same_device(**named) == "cuda"
 
