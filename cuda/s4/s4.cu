@@ -169,6 +169,65 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// ---- Vandermonde backward: one block per (row, state); each thread a contiguous run of l with an
+// exact double anchor at its start and double powers after it; fixed-order tree reduction --------
+template <class T>
+__global__ void __launch_bounds__(kThreads)
+    vandermonde_backward_kernel(const double* __restrict__ v, const double* __restrict__ x,
+                                const T* __restrict__ g, double* __restrict__ dv, double* __restrict__ dx,
+                                std::int64_t N, std::int64_t L, bool real_out) {
+  __shared__ double red[4][kThreads];
+  const std::int64_t b = blockIdx.x / N, idx = blockIdx.x;  // idx = b * N + n
+  const double xr = x[2 * idx], xi = x[2 * idx + 1];
+  const std::int64_t per = (L + kThreads - 1) / kThreads;
+  const std::int64_t l0 = threadIdx.x * per, l1 = l0 + per < L ? l0 + per : L;
+  double s0r = 0, s0i = 0, s1r = 0, s1i = 0;
+  if (l0 < l1) {
+    double sn, cs, s1, c1;
+    sincos(xi * static_cast<double>(l0), &sn, &cs);
+    const double m0 = exp(xr * static_cast<double>(l0));
+    double er = m0 * cs, ei = m0 * sn;  // e^{x l}
+    sincos(xi, &s1, &c1);
+    const double m1 = exp(xr), ar = m1 * c1, ai = m1 * s1;
+    for (std::int64_t l = l0; l < l1; ++l) {
+      double tr, ti;  // G_l conj(e)
+      if (real_out) {
+        const double G = 2.0 * static_cast<double>(g[b * L + l]);
+        tr = G * er;
+        ti = -G * ei;
+      } else {
+        const double gr = g[2 * (b * L + l)], gi = g[2 * (b * L + l) + 1];
+        tr = gr * er + gi * ei;
+        ti = gi * er - gr * ei;
+      }
+      s0r += tr;
+      s0i += ti;
+      s1r += static_cast<double>(l) * tr;
+      s1i += static_cast<double>(l) * ti;
+      const double nr = er * ar - ei * ai;
+      ei = er * ai + ei * ar;
+      er = nr;
+    }
+  }
+  red[0][threadIdx.x] = s0r;
+  red[1][threadIdx.x] = s0i;
+  red[2][threadIdx.x] = s1r;
+  red[3][threadIdx.x] = s1i;
+  __syncthreads();
+  for (int s = kThreads / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s)
+      for (int q = 0; q < 4; ++q) red[q][threadIdx.x] += red[q][threadIdx.x + s];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    const double vr = v[2 * idx], vi = -v[2 * idx + 1];  // conj(v)
+    dv[2 * idx] = red[0][0];
+    dv[2 * idx + 1] = red[1][0];
+    dx[2 * idx] = vr * red[2][0] - vi * red[3][0];
+    dx[2 * idx + 1] = vr * red[3][0] + vi * red[2][0];
+  }
+}
+
 // ---- S4 spectrum: one thread per (channel h, node k); shared denominators, fused Woodbury ---------
 __device__ inline cuDoubleComplex cd(double r, double i) { return make_cuDoubleComplex(r, i); }
 
@@ -302,6 +361,14 @@ void vandermonde(const double* v, const double* x, T* out, std::int64_t batch, s
 }
 
 template <class T>
+void vandermonde_backward(const double* v, const double* x, const T* g, double* dv, double* dx,
+                          std::int64_t batch, std::int64_t N, std::int64_t L, bool real_out, cudaStream_t stream) {
+  const auto blocks = checked_grid(batch * N, "s4.vandermonde_backward");
+  launch("s4_vandermonde_backward_kernel", vandermonde_backward_kernel<T>, dim3(static_cast<unsigned>(blocks)),
+         dim3(kThreads), 0, stream, v, x, g, dv, dx, N, L, real_out);
+}
+
+template <class T>
 void dplr_spectrum(const T* alpha, const T* beta, const T* w, T* khat, std::int64_t H, std::int64_t N, int rank,
                    int channels, std::int64_t L, cudaStream_t stream) {
   FASTCORE_CHECK(rank >= 0 && rank <= kMaxRank && (1 + rank) * (channels + rank) <= kMaxProducts,
@@ -329,6 +396,8 @@ void spectrum_multiply(T* X, const T* S, std::int64_t rows, std::int64_t H, std:
                                    std::int64_t, bool, cudaStream_t);                                          \
   template void vandermonde<T>(const double*, const double*, T*, std::int64_t, std::int64_t, std::int64_t,    \
                                bool, cudaStream_t);                                                            \
+  template void vandermonde_backward<T>(const double*, const double*, const T*, double*, double*, std::int64_t, \
+                                        std::int64_t, std::int64_t, bool, cudaStream_t);                       \
   template void dplr_spectrum<T>(const T*, const T*, const T*, T*, std::int64_t, std::int64_t, int, int,       \
                                  std::int64_t, cudaStream_t);                                                  \
   template void spectrum_multiply<T>(T*, const T*, std::int64_t, std::int64_t, std::int64_t, bool,             \

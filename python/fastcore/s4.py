@@ -236,22 +236,26 @@ def vandermonde_backward(v, x, grad, *, conj: bool = True) -> tuple[np.ndarray, 
     the dtype of v (complex convention of ``cauchy_backward``):
     dv = sum_l G_l conj(e^{x l}), dx = conj(v) sum_l G_l l conj(e^{x l}), G = 2 grad (conj)."""
     v, x, gpu = _vand_args(v, x)
-    if gpu:
-        raise _backend.BackendUnavailableError(
-            "vandermonde_backward: no CUDA implementation yet; use NumPy arrays (cupy.asnumpy)")
+    xp = _xp(v)
     lead, N = v.shape[:-1], v.shape[-1]
     single = v.dtype == np.complex64
     gdt = ((np.float32 if single else np.float64) if conj else v.dtype)
     grad = _arr(grad, "grad", (np.dtype(gdt).name,), ndim=len(lead) + 1)
     _checks.check_shape(grad, "grad", lead + (None,))
+    _checks.same_device(v=v, grad=grad)
     L = grad.shape[-1]
     rows = int(np.prod(lead, dtype=np.int64))
-    dv = np.zeros((rows, N), np.complex128)
-    dx = np.zeros((rows, N), np.complex128)
+    dv = xp.zeros((rows, N), np.complex128)
+    dx = xp.zeros((rows, N), np.complex128)
     if rows and N and L:
-        _cpu().vandermonde_backward(v.reshape(rows, N).astype(np.complex128),
-                                    x.reshape(rows, N).astype(np.complex128), grad.reshape(rows, L), dv, dx,
-                                    bool(conj))
+        v2 = xp.ascontiguousarray(v.reshape(rows, N).astype(np.complex128))
+        x2 = xp.ascontiguousarray(x.reshape(rows, N).astype(np.complex128))
+        g2 = grad.reshape(rows, L)
+        if gpu:
+            _gpu().vandermonde_backward(_ptr(v2), _ptr(x2), _ptr(g2), _ptr(dv), _ptr(dx), rows, N, L, bool(conj),
+                                        single, _backend.stream_handle())
+        else:
+            _cpu().vandermonde_backward(v2, x2, g2, dv, dx, bool(conj))
     return dv.reshape(v.shape).astype(v.dtype), dx.reshape(v.shape).astype(v.dtype)
 
 
