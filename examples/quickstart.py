@@ -125,11 +125,37 @@ def demo_monarch(rng):
     return [row("monarch", f"multiply f32 B=4096 n={n} ({nb} blocks)", err < 2e-6, err, t_fast, t_ref)]
 
 
+def demo_s4(rng):
+    """S4 kernels (fastcore.s4): the fused S4 kernel (H=256, N=32 pairs, L=4096, complex64,
+    HiPPO-LegS) and the FFT convolution (float32, B=8, H=256, L=4096) vs the NumPy pipelines."""
+    from fastcore.reference import s4 as ref_s4
+
+    H, N, L = 256, 32, 4096
+    Lambda, P, B = ref_s4.hippo_legs(N, H)
+    Ct = rng.standard_normal((H, N)) + 1j * rng.standard_normal((H, N))
+    dt = np.exp(rng.uniform(np.log(1e-3), np.log(1e-1), H))
+    c64 = [a.astype(np.complex64) for a in (Lambda, P, B, Ct)]
+    K, t_fast = timed(lambda: fastcore.s4.kernel_dplr(*c64, dt, L))
+    K_ref, t_ref = timed(lambda: ref_s4.kernel_dplr(Lambda, P, B, Ct, dt, L), repeat=1)
+    err_k = float(np.abs(K - K_ref).max() / np.abs(K_ref).max())
+    u = rng.standard_normal((8, H, L)).astype(np.float32)
+    Kc = K.astype(np.float32)
+    D = rng.standard_normal(H).astype(np.float32)
+    y, t_conv = timed(lambda: fastcore.s4.fftconv(u, Kc, D))
+    y_ref, t_conv_ref = timed(lambda: ref_s4.fftconv(u, Kc, D), repeat=1)
+    err_y = float(np.abs(y - y_ref).max() / np.abs(y_ref).max())
+    # complex64 S4 kernel with float64 nodes: <= 3e-5 of max|K| (notes/s4.md §9); float32 FFT
+    # convolution: <= 1e-5 of max|y|
+    return [row("s4", f"kernel_dplr c64 H={H} N={N} L={L}", err_k < 3e-5, err_k, t_fast, t_ref),
+            row("s4", f"fftconv f32 B=8 H={H} L={L}", err_y < 1e-5, err_y, t_conv, t_conv_ref)]
+
+
 DEMOS = [demo_core]
 DEMOS.append(demo_activations)
 DEMOS.append(demo_tiger)
 DEMOS.append(demo_monarch)
 DEMOS.append(demo_ig)
+DEMOS.append(demo_s4)
 
 
 def main() -> int:

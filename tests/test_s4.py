@@ -542,3 +542,31 @@ def test_bitwise_simd_levels(rng, restore_simd):
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("conj", [True, False])
+def test_cauchy_huge_nodes_stay_finite(rng, conj):
+    # nodes like tan(pi k/L) at k = L/2: |z|^4 overflows float32 unless the denominators are scaled
+    v, w = crandn(rng, 2, 8), crandn(rng, 2, 8)
+    w.real = -np.abs(w.real)
+    z = np.array([1e16j, -3e12 + 1e13j, 2.0 + 0.5j, 1e30])
+    ref = R.cauchy(v, z, w, conj)
+    got = s4.cauchy(v.astype(np.complex64), z.astype(np.complex64), w.astype(np.complex64), conj=conj)
+    assert np.isfinite(got).all()
+    # each entry against its own scale (the sums decay like 1/|z|)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=0)
+
+
+def test_empty_sizes(rng):
+    # zero channels / batch / length: empty results of the right shape and dtype, nothing runs
+    assert s4.fftconv(np.zeros((0, 3, 5)), rng.standard_normal((3, 2))).shape == (0, 3, 5)
+    assert s4.fftconv(np.zeros((2, 0, 5), np.float32), np.zeros((0, 2), np.float32)).dtype == np.float32
+    du, dK, dD = s4.fftconv_backward(np.zeros((0, 3, 5)), rng.standard_normal((3, 2)), np.ones(3),
+                                     np.zeros((0, 3, 5)))
+    assert du.shape == (0, 3, 5) and np.all(dK == 0) and np.all(dD == 0)
+    K = s4.kernel_dplr(np.zeros((0, 4), np.complex64), None, np.zeros((0, 4), np.complex64),
+                       np.zeros((2, 0, 4), np.complex64), 0.1, 7)
+    assert K.shape == (2, 0, 7) and K.dtype == np.float32
+    assert s4.kernel_diag(-np.ones((2, 0)) + 0j, np.zeros((2, 0)) + 0j, np.zeros((2, 0)) + 0j, 0.1, 5).shape == (2, 5)
+    assert np.all(s4.vandermonde(np.zeros((3, 0), np.complex64), np.zeros((3, 0), np.complex64), 4) == 0)
+    assert s4.rtf_kernel(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0), 6).shape == (0, 6)

@@ -60,6 +60,10 @@ def test_vandermonde_and_kernel_diag_cuda(rng, L):
         assert rel_err(s4.vandermonde(cp.asarray(v), cp.asarray(x), L, conj=conj), ref) < 1e-12
         got32 = s4.vandermonde(cp.asarray(v.astype(np.complex64)), cp.asarray(x.astype(np.complex64)), L, conj=conj)
         assert rel_err(got32, R.vandermonde(v.astype(np.complex64), x.astype(np.complex64), L, conj)) < 2e-5
+        g = rng.standard_normal((2, L)) if conj else crandn(rng, 2, L)
+        dv, dx = s4.vandermonde_backward(cp.asarray(v), cp.asarray(x), cp.asarray(g), conj=conj)
+        rdv, rdx = R.vandermonde_backward(v, x, L, g, conj)
+        assert rel_err(dv, rdv) < 1e-11 and rel_err(dx, rdx) < 1e-11
     Lambda, B = R.s4d_lin(16, 3)
     C = crandn(rng, 2, 3, 16)
     dt = np.array([1e-3, 1e-2, 1e-1])

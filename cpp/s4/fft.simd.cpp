@@ -70,20 +70,49 @@ std::unique_ptr<FftPlan<T>> make_plan(std::int64_t n) {
 
 // One radix-4 Stockham stage: a (len sub-transforms interleaved with stride s) -> b.
 template <class T, bool Inv>
-void radix4_stage(const T* a, T* b, const T* tw, std::int64_t len, std::int64_t s) {
+void radix4_stage(const T* __restrict a, T* __restrict b, const T* __restrict tw, std::int64_t len,
+                  std::int64_t s) {
   const std::int64_t q4 = len / 4;
+  if (s == 1) {
+    // first stage: no inner q loop, so the loop over p is the one to vectorise (contiguous
+    // reads, the four outputs of a butterfly contiguous)
+    for (std::int64_t p = 0; p < q4; ++p) {
+      const T w1r = tw[6 * p], w1i = Inv ? -tw[6 * p + 1] : tw[6 * p + 1];
+      const T w2r = tw[6 * p + 2], w2i = Inv ? -tw[6 * p + 3] : tw[6 * p + 3];
+      const T w3r = tw[6 * p + 4], w3i = Inv ? -tw[6 * p + 5] : tw[6 * p + 5];
+      const T ar = a[2 * p], ai = a[2 * p + 1], br = a[2 * (p + q4)], bi = a[2 * (p + q4) + 1];
+      const T cr = a[2 * (p + 2 * q4)], ci = a[2 * (p + 2 * q4) + 1];
+      const T dr = a[2 * (p + 3 * q4)], di = a[2 * (p + 3 * q4) + 1];
+      const T apcr = ar + cr, apci = ai + ci, amcr = ar - cr, amci = ai - ci;
+      const T bpdr = br + dr, bpdi = bi + di;
+      const T jr = Inv ? -(bi - di) : (bi - di), ji = Inv ? (br - dr) : -(br - dr);
+      const T t1r = amcr + jr, t1i = amci + ji;
+      const T t2r = apcr - bpdr, t2i = apci - bpdi;
+      const T t3r = amcr - jr, t3i = amci - ji;
+      T* o = b + 8 * p;
+      o[0] = apcr + bpdr;
+      o[1] = apci + bpdi;
+      o[2] = t1r * w1r - t1i * w1i;
+      o[3] = t1r * w1i + t1i * w1r;
+      o[4] = t2r * w2r - t2i * w2i;
+      o[5] = t2r * w2i + t2i * w2r;
+      o[6] = t3r * w3r - t3i * w3i;
+      o[7] = t3r * w3i + t3i * w3r;
+    }
+    return;
+  }
   for (std::int64_t p = 0; p < q4; ++p) {
     const T w1r = tw[6 * p], w1i = Inv ? -tw[6 * p + 1] : tw[6 * p + 1];
     const T w2r = tw[6 * p + 2], w2i = Inv ? -tw[6 * p + 3] : tw[6 * p + 3];
     const T w3r = tw[6 * p + 4], w3i = Inv ? -tw[6 * p + 5] : tw[6 * p + 5];
-    const T* a0 = a + 2 * s * p;
-    const T* a1 = a + 2 * s * (p + q4);
-    const T* a2 = a + 2 * s * (p + 2 * q4);
-    const T* a3 = a + 2 * s * (p + 3 * q4);
-    T* b0 = b + 2 * s * (4 * p);
-    T* b1 = b0 + 2 * s;
-    T* b2 = b1 + 2 * s;
-    T* b3 = b2 + 2 * s;
+    const T* __restrict a0 = a + 2 * s * p;
+    const T* __restrict a1 = a + 2 * s * (p + q4);
+    const T* __restrict a2 = a + 2 * s * (p + 2 * q4);
+    const T* __restrict a3 = a + 2 * s * (p + 3 * q4);
+    T* __restrict b0 = b + 2 * s * (4 * p);
+    T* __restrict b1 = b0 + 2 * s;
+    T* __restrict b2 = b1 + 2 * s;
+    T* __restrict b3 = b2 + 2 * s;
     for (std::int64_t q = 0; q < s; ++q) {
       const T ar = a0[2 * q], ai = a0[2 * q + 1], br = a1[2 * q], bi = a1[2 * q + 1];
       const T cr = a2[2 * q], ci = a2[2 * q + 1], dr = a3[2 * q], di = a3[2 * q + 1];

@@ -62,13 +62,23 @@ void cauchy(const T* v, const T* z, const T* w, T* out, std::int64_t batch, std:
   const std::int64_t nblk = (Lz + kNodeBlock - 1) / kNodeBlock;
   if (batch == 0 || Lz == 0) return;
   parallel_for(0, batch * nblk, 1, [&](std::int64_t lo, std::int64_t hi) {
-    T zr[kNodeBlock], zi[kNodeBlock], ar[kNodeBlock], ai[kNodeBlock];
+    // z is pre-scaled by sg = 1/max(1, |zr| + |zi|) (exactly 1 for |z| <= 1): the products of
+    // denominators stay finite for huge |z| (e.g. the S4 node tan(pi k/L) near Nyquist), and
+    // 1/D = sg^2 conj(D')/|D'|^2 with D' the denominator at (sg z, sg w) (the two factors sg are
+    // applied separately so that nothing underflows either).
+    T zr[kNodeBlock], zi[kNodeBlock], pr[kNodeBlock], pi[kNodeBlock], sg[kNodeBlock], ar[kNodeBlock],
+        ai[kNodeBlock];
     for (std::int64_t item = lo; item < hi; ++item) {
       const std::int64_t b = item / nblk, j0 = (item % nblk) * kNodeBlock;
       const std::int64_t nb = std::min(kNodeBlock, Lz - j0);
       for (std::int64_t j = 0; j < nb; ++j) {
-        zr[j] = z[2 * (j0 + j)];
-        zi[j] = z[2 * (j0 + j) + 1];
+        const T xr = z[2 * (j0 + j)], xi = z[2 * (j0 + j) + 1];
+        const T m = std::abs(xr) + std::abs(xi);
+        sg[j] = m > T(1) ? T(1) / m : T(1);
+        zr[j] = xr;  // the node, for the numerators
+        zi[j] = xi;
+        pr[j] = xr * sg[j];  // the scaled node, for the denominators
+        pi[j] = xi * sg[j];
         ar[j] = T(0);
         ai[j] = T(0);
       }
@@ -79,17 +89,19 @@ void cauchy(const T* v, const T* z, const T* w, T* out, std::int64_t batch, std:
         if (conj) {
           const T alpha = T(-2) * (vr * wr + vi * wi), beta = T(2) * vr;  // num = alpha + beta z
           for (std::int64_t j = 0; j < nb; ++j) {
-            const T dx = zr[j] - wr, y = zi[j];
-            const T dr = dx * dx + (wi - y) * (wi + y), di = T(2) * y * dx;
-            const T inv = T(1) / (dr * dr + di * di);
-            const T nr = alpha + beta * zr[j], ni = beta * y;
-            ar[j] += (nr * dr + ni * di) * inv;  // num * conj(d) / |d|^2
-            ai[j] += (ni * dr - nr * di) * inv;
+            const T g = sg[j];
+            const T dx = pr[j] - wr * g, y = pi[j], ws = wi * g;
+            const T dr = dx * dx + (ws - y) * (ws + y), di = T(2) * y * dx;
+            const T inv = g / (dr * dr + di * di);  // the second factor g is applied to num conj(D')
+            const T nr = alpha + beta * zr[j], ni = beta * zi[j];
+            ar[j] += ((nr * dr + ni * di) * g) * inv;  // num * conj(d) / |d|^2
+            ai[j] += ((ni * dr - nr * di) * g) * inv;
           }
         } else {
           for (std::int64_t j = 0; j < nb; ++j) {
-            const T dr = zr[j] - wr, di = zi[j] - wi;
-            const T inv = T(1) / (dr * dr + di * di);
+            const T g = sg[j];
+            const T dr = pr[j] - wr * g, di = pi[j] - wi * g;
+            const T inv = g / (dr * dr + di * di);
             ar[j] += (vr * dr + vi * di) * inv;
             ai[j] += (vi * dr - vr * di) * inv;
           }
@@ -328,7 +340,7 @@ void kernel_dplr(const T* Lambda, const T* P, const T* B, const T* Ct, const dou
   parallel_for(0, H, 1, [&](std::int64_t lo, std::int64_t hi) {
     Vec<T> alpha(sz(np * N)), beta(sz(np * N)), wr(sz(N)), wi(sz(N));
     Vec<T> accr(sz(np * kNodeBlock)), acci(sz(np * kNodeBlock)), cr(sz(kNodeBlock)), ci(sz(kNodeBlock)),
-        sv(sz(kNodeBlock));
+        sv(sz(kNodeBlock)), sgv(sz(kNodeBlock)), ssv(sz(kNodeBlock));
     Vec<T> khat(sz(2 * nfreq * C)), kout(sz(L));
     std::vector<cd> M(sz(r * r)), rhs(sz(r));
     for (std::int64_t h = lo; h < hi; ++h) {
@@ -356,15 +368,22 @@ void kernel_dplr(const T* Lambda, const T* P, const T* B, const T* Ct, const dou
       }
       for (std::int64_t k0 = 0; k0 < nreg; k0 += kNodeBlock) {
         const std::int64_t nb = std::min(kNodeBlock, nreg - k0);
-        for (std::int64_t j = 0; j < nb; ++j) sv[sz(j)] = static_cast<T>(2.0 * t[sz(k0 + j)]);
+        for (std::int64_t j = 0; j < nb; ++j) {
+          // node s = 2 tan(pi k/L) and the scale g = 1/max(1, s) that keeps |D|^2 finite in
+          // float32 for long L (s ~ 4L/pi near Nyquist): 1/D = g^2 conj(D')/|D'|^2, D' at (g s, g w)
+          const double sd = 2.0 * t[sz(k0 + j)], gd = sd > 1.0 ? 1.0 / sd : 1.0;
+          sv[sz(j)] = static_cast<T>(sd);
+          sgv[sz(j)] = static_cast<T>(gd);
+          ssv[sz(j)] = static_cast<T>(sd * gd);
+        }
         std::fill(accr.begin(), accr.end(), T(0));
         std::fill(acci.begin(), acci.end(), T(0));
         for (std::int64_t n = 0; n < N; ++n) {
           const T a_r = wr[sz(n)], a_i = wi[sz(n)];
-          for (std::int64_t j = 0; j < nb; ++j) {  // shared conj(D)/|D|^2
-            const T sj = sv[sz(j)];
-            const T dr = a_r * a_r + (a_i - sj) * (a_i + sj), di = T(-2) * sj * a_r;
-            const T inv = T(1) / (dr * dr + di * di);
+          for (std::int64_t j = 0; j < nb; ++j) {  // shared conj(D)/|D|^2, D at the scaled node
+            const T g = sgv[sz(j)], sj = ssv[sz(j)], wr_ = a_r * g, wi_ = a_i * g;
+            const T dr = wr_ * wr_ + (wi_ - sj) * (wi_ + sj), di = T(-2) * sj * wr_;
+            const T inv = g * g / (dr * dr + di * di);
             cr[sz(j)] = dr * inv;
             ci[sz(j)] = -di * inv;
           }

@@ -55,6 +55,17 @@ void bind_s4(py::module_& m) {
       cuda::s4::vandermonde<double>(ptr<const double>(v), ptr<const double>(x), ptr<double>(out), batch, N, L,
                                     real_out, s);
   });
+  m.def("vandermonde_backward", [](u v, u x, u g, u dv, u dx, i64 batch, i64 N, i64 L, bool real_out, bool single,
+                                   u stream) {
+    py::gil_scoped_release release;
+    auto s = cuda::stream_from_handle(stream);
+    if (single)
+      cuda::s4::vandermonde_backward<float>(ptr<const double>(v), ptr<const double>(x), ptr<const float>(g),
+                                            ptr<double>(dv), ptr<double>(dx), batch, N, L, real_out, s);
+    else
+      cuda::s4::vandermonde_backward<double>(ptr<const double>(v), ptr<const double>(x), ptr<const double>(g),
+                                             ptr<double>(dv), ptr<double>(dx), batch, N, L, real_out, s);
+  });
   m.def("dplr_spectrum", [](u alpha, u beta, u w, u khat, i64 H, i64 N, int rank, int channels, i64 L, bool single,
                             u stream) {
     py::gil_scoped_release release;

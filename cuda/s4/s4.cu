@@ -31,6 +31,8 @@ __global__ void __launch_bounds__(kThreads)
   const std::int64_t b = blockIdx.x / nblk;
   const std::int64_t j = (blockIdx.x % nblk) * kThreads + threadIdx.x;
   const T zr = j < Lz ? z[2 * j] : T(0), zi = j < Lz ? z[2 * j + 1] : T(0);
+  // denominators at the node scaled by g = 1/max(1, |zr| + |zi|) (finite for huge |z|)
+  const T m = fabs(zr) + fabs(zi), g = m > T(1) ? T(1) / m : T(1), pr = zr * g, pi = zi * g;
   T ar = T(0), ai = T(0);
   const T* vb = v + 2 * b * N;
   const T* wb = w + 2 * b * N;
@@ -48,15 +50,15 @@ __global__ void __launch_bounds__(kThreads)
       const T vr = s_vr[i], vi = s_vi[i], wr = s_wr[i], wi = s_wi[i];
       if (conj) {
         // 2 [z Re v - Re(v conj w)] / [(x - wr)^2 + (wi - y)(wi + y) + 2i y (x - wr)]
-        const T dx = zr - wr;
-        const T dr = dx * dx + (wi - zi) * (wi + zi), di = T(2) * zi * dx;
-        const T inv = T(1) / (dr * dr + di * di);
+        const T dx = pr - wr * g, ws = wi * g;
+        const T dr = dx * dx + (ws - pi) * (ws + pi), di = T(2) * pi * dx;
+        const T inv = g / (dr * dr + di * di);  // times g again below: 1/D = g^2 conj(D')/|D'|^2
         const T nr = T(-2) * (vr * wr + vi * wi) + T(2) * vr * zr, ni = T(2) * vr * zi;
-        ar += (nr * dr + ni * di) * inv;
-        ai += (ni * dr - nr * di) * inv;
+        ar += ((nr * dr + ni * di) * g) * inv;
+        ai += ((ni * dr - nr * di) * g) * inv;
       } else {
-        const T dr = zr - wr, di = zi - wi;
-        const T inv = T(1) / (dr * dr + di * di);
+        const T dr = pr - wr * g, di = pi - wi * g;
+        const T inv = g / (dr * dr + di * di);
         ar += (vr * dr + vi * di) * inv;
         ai += (vi * dr - vr * di) * inv;
       }
@@ -167,6 +169,65 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// ---- Vandermonde backward: one block per (row, state); each thread a contiguous run of l with an
+// exact double anchor at its start and double powers after it; fixed-order tree reduction --------
+template <class T>
+__global__ void __launch_bounds__(kThreads)
+    vandermonde_backward_kernel(const double* __restrict__ v, const double* __restrict__ x,
+                                const T* __restrict__ g, double* __restrict__ dv, double* __restrict__ dx,
+                                std::int64_t N, std::int64_t L, bool real_out) {
+  __shared__ double red[4][kThreads];
+  const std::int64_t b = blockIdx.x / N, idx = blockIdx.x;  // idx = b * N + n
+  const double xr = x[2 * idx], xi = x[2 * idx + 1];
+  const std::int64_t per = (L + kThreads - 1) / kThreads;
+  const std::int64_t l0 = threadIdx.x * per, l1 = l0 + per < L ? l0 + per : L;
+  double s0r = 0, s0i = 0, s1r = 0, s1i = 0;
+  if (l0 < l1) {
+    double sn, cs, s1, c1;
+    sincos(xi * static_cast<double>(l0), &sn, &cs);
+    const double m0 = exp(xr * static_cast<double>(l0));
+    double er = m0 * cs, ei = m0 * sn;  // e^{x l}
+    sincos(xi, &s1, &c1);
+    const double m1 = exp(xr), ar = m1 * c1, ai = m1 * s1;
+    for (std::int64_t l = l0; l < l1; ++l) {
+      double tr, ti;  // G_l conj(e)
+      if (real_out) {
+        const double G = 2.0 * static_cast<double>(g[b * L + l]);
+        tr = G * er;
+        ti = -G * ei;
+      } else {
+        const double gr = g[2 * (b * L + l)], gi = g[2 * (b * L + l) + 1];
+        tr = gr * er + gi * ei;
+        ti = gi * er - gr * ei;
+      }
+      s0r += tr;
+      s0i += ti;
+      s1r += static_cast<double>(l) * tr;
+      s1i += static_cast<double>(l) * ti;
+      const double nr = er * ar - ei * ai;
+      ei = er * ai + ei * ar;
+      er = nr;
+    }
+  }
+  red[0][threadIdx.x] = s0r;
+  red[1][threadIdx.x] = s0i;
+  red[2][threadIdx.x] = s1r;
+  red[3][threadIdx.x] = s1i;
+  __syncthreads();
+  for (int s = kThreads / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s)
+      for (int q = 0; q < 4; ++q) red[q][threadIdx.x] += red[q][threadIdx.x + s];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    const double vr = v[2 * idx], vi = -v[2 * idx + 1];  // conj(v)
+    dv[2 * idx] = red[0][0];
+    dv[2 * idx + 1] = red[1][0];
+    dx[2 * idx] = vr * red[2][0] - vi * red[3][0];
+    dx[2 * idx + 1] = vr * red[3][0] + vi * red[2][0];
+  }
+}
+
 // ---- S4 spectrum: one thread per (channel h, node k); shared denominators, fused Woodbury ---------
 __device__ inline cuDoubleComplex cd(double r, double i) { return make_cuDoubleComplex(r, i); }
 
@@ -181,16 +242,17 @@ __global__ void __launch_bounds__(kNodeThreads)
   if (k >= nreg) return;
   const int nc = channels + rank, np = (1 + rank) * nc;
   const double t = tan(kPi * static_cast<double>(k) / static_cast<double>(L));
-  const T s = static_cast<T>(2.0 * t);
+  const double sd = 2.0 * t, gd = sd > 1.0 ? 1.0 / sd : 1.0;  // node scaling as on the CPU
+  const T s = static_cast<T>(sd), g = static_cast<T>(gd), ss = static_cast<T>(sd * gd);
   T accr[kMaxProducts], acci[kMaxProducts];
 #pragma unroll
   for (int p = 0; p < kMaxProducts; ++p) accr[p] = acci[p] = T(0);
   const T* al = alpha + h * np * N;
   const T* be = beta + h * np * N;
   for (std::int64_t n = 0; n < N; ++n) {
-    const T wr = w[2 * (h * N + n)], wi = w[2 * (h * N + n) + 1];
-    const T dr = wr * wr + (wi - s) * (wi + s), di = T(-2) * s * wr;  // (z - w)(z - conj w), z = i s
-    const T inv = T(1) / (dr * dr + di * di);
+    const T wr = w[2 * (h * N + n)] * g, wi = w[2 * (h * N + n) + 1] * g;
+    const T dr = wr * wr + (wi - ss) * (wi + ss), di = T(-2) * ss * wr;  // (z - w)(z - conj w), z = i s, scaled
+    const T inv = g * g / (dr * dr + di * di);
     const T cr = dr * inv, ci = -di * inv;
 #pragma unroll
     for (int p = 0; p < kMaxProducts; ++p) {
@@ -299,6 +361,14 @@ void vandermonde(const double* v, const double* x, T* out, std::int64_t batch, s
 }
 
 template <class T>
+void vandermonde_backward(const double* v, const double* x, const T* g, double* dv, double* dx,
+                          std::int64_t batch, std::int64_t N, std::int64_t L, bool real_out, cudaStream_t stream) {
+  const auto blocks = checked_grid(batch * N, "s4.vandermonde_backward");
+  launch("s4_vandermonde_backward_kernel", vandermonde_backward_kernel<T>, dim3(static_cast<unsigned>(blocks)),
+         dim3(kThreads), 0, stream, v, x, g, dv, dx, N, L, real_out);
+}
+
+template <class T>
 void dplr_spectrum(const T* alpha, const T* beta, const T* w, T* khat, std::int64_t H, std::int64_t N, int rank,
                    int channels, std::int64_t L, cudaStream_t stream) {
   FASTCORE_CHECK(rank >= 0 && rank <= kMaxRank && (1 + rank) * (channels + rank) <= kMaxProducts,
@@ -326,6 +396,8 @@ void spectrum_multiply(T* X, const T* S, std::int64_t rows, std::int64_t H, std:
                                    std::int64_t, bool, cudaStream_t);                                          \
   template void vandermonde<T>(const double*, const double*, T*, std::int64_t, std::int64_t, std::int64_t,    \
                                bool, cudaStream_t);                                                            \
+  template void vandermonde_backward<T>(const double*, const double*, const T*, double*, double*, std::int64_t, \
+                                        std::int64_t, std::int64_t, bool, cudaStream_t);                       \
   template void dplr_spectrum<T>(const T*, const T*, const T*, T*, std::int64_t, std::int64_t, int, int,       \
                                  std::int64_t, cudaStream_t);                                                  \
   template void spectrum_multiply<T>(T*, const T*, std::int64_t, std::int64_t, std::int64_t, bool,             \

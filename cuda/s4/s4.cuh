@@ -31,6 +31,12 @@ template <class T>
 void vandermonde(const double* v, const double* x, T* out, std::int64_t batch, std::int64_t N, std::int64_t L,
                  bool real_out, cudaStream_t stream);
 
+// dv[b,n] = sum_l G_l conj(e^{x l}), dx[b,n] = conj(v) sum_l G_l l conj(e^{x l}) (G = 2 g for real g),
+// in double; v, x, dv, dx complex128, g real T (real_out) or complex T.
+template <class T>
+void vandermonde_backward(const double* v, const double* x, const T* g, double* dv, double* dx,
+                          std::int64_t batch, std::int64_t N, std::int64_t L, bool real_out, cudaStream_t stream);
+
 // Regular nodes k < (L+1)/2 of the S4 kernel spectrum: Khat (C, H, L/2+1) complex T; the Nyquist
 // entry (even L) is left to the caller. alpha, beta (H, np, N) real T are the per-state numerator
 // coefficients of the (1+r)(C+r) products (product p = a*(C+r) + c), w (H, N) complex T = dt Lambda.

@@ -29,6 +29,7 @@ from . import activations, ig, monarch, s4, tiger
 from .activations import entmax15, entmax_bisect, log_softmax, softmax, sparsemax, topk_softmax
 from .ig import integrated_gradients
 from .monarch import MonarchLinear
+from .s4 import fftconv, kernel_diag, kernel_dplr
 from .tiger import Tiger, tiger_step
 
 __all__ = [
@@ -56,6 +57,9 @@ __all__ = [
     "monarch",
     "MonarchLinear",
     "s4",
+    "kernel_dplr",
+    "kernel_diag",
+    "fftconv",
     "tiger",
     "Tiger",
     "tiger_step",

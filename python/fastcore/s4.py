@@ -1,6 +1,8 @@
 """S4 kernels (fastcore.s4): Cauchy and Vandermonde products, S4 (DPLR) and S4D kernel
-generation, long FFT convolution and the RTF kernel, on the CPU (NumPy) with float64/complex128
-NumPy references in ``fastcore.reference.s4``.
+generation, long FFT convolution and the RTF kernel, on the CPU (NumPy arrays: C++ kernels with an
+in-house FFT) and on CUDA (CuPy arrays: CUDA kernels for the Cauchy/Vandermonde/Woodbury parts
+and the spectrum multiply, cuFFT through CuPy for the transforms, on the current CuPy stream),
+with float64/complex128 NumPy references in ``fastcore.reference.s4``.
 
 Conventions (state-spaces/s4; notes/s4.md §1-3): H channels, N stored states = one half of the
 conjugate pairs (the full state is [x, conj x]); A = diag(Lambda) - sum_r P_r P_r^H; bilinear
@@ -42,7 +44,7 @@ def _xp(a: Any):
     return np if isinstance(a, np.ndarray) else _backend.array_module("cuda")
 
 
-def _on_gpu(*arrays: Any, **named: Any) -> bool:
+def _on_gpu(**named: Any) -> bool:
     """True for CuPy inputs; ValueError on a CPU/GPU mix (names from `named`)."""
     return _checks.same_device(**named) == "cuda"
 
@@ -234,22 +236,26 @@ def vandermonde_backward(v, x, grad, *, conj: bool = True) -> tuple[np.ndarray, 
     the dtype of v (complex convention of ``cauchy_backward``):
     dv = sum_l G_l conj(e^{x l}), dx = conj(v) sum_l G_l l conj(e^{x l}), G = 2 grad (conj)."""
     v, x, gpu = _vand_args(v, x)
-    if gpu:
-        raise _backend.BackendUnavailableError(
-            "vandermonde_backward: no CUDA implementation yet; use NumPy arrays (cupy.asnumpy)")
+    xp = _xp(v)
     lead, N = v.shape[:-1], v.shape[-1]
     single = v.dtype == np.complex64
     gdt = ((np.float32 if single else np.float64) if conj else v.dtype)
     grad = _arr(grad, "grad", (np.dtype(gdt).name,), ndim=len(lead) + 1)
     _checks.check_shape(grad, "grad", lead + (None,))
+    _checks.same_device(v=v, grad=grad)
     L = grad.shape[-1]
     rows = int(np.prod(lead, dtype=np.int64))
-    dv = np.zeros((rows, N), np.complex128)
-    dx = np.zeros((rows, N), np.complex128)
+    dv = xp.zeros((rows, N), np.complex128)
+    dx = xp.zeros((rows, N), np.complex128)
     if rows and N and L:
-        _cpu().vandermonde_backward(v.reshape(rows, N).astype(np.complex128),
-                                    x.reshape(rows, N).astype(np.complex128), grad.reshape(rows, L), dv, dx,
-                                    bool(conj))
+        v2 = xp.ascontiguousarray(v.reshape(rows, N).astype(np.complex128))
+        x2 = xp.ascontiguousarray(x.reshape(rows, N).astype(np.complex128))
+        g2 = grad.reshape(rows, L)
+        if gpu:
+            _gpu().vandermonde_backward(_ptr(v2), _ptr(x2), _ptr(g2), _ptr(dv), _ptr(dx), rows, N, L, bool(conj),
+                                        single, _backend.stream_handle())
+        else:
+            _cpu().vandermonde_backward(v2, x2, g2, dv, dx, bool(conj))
     return dv.reshape(v.shape).astype(v.dtype), dx.reshape(v.shape).astype(v.dtype)
 
 
@@ -545,7 +551,7 @@ def fftconv_backward(u, K, D, dy, *, bidirectional: bool = False):
         dK = xp.zeros(K3.shape, u.dtype)
         dK[0, :, :lk] = r[:, :lk]
         if bidirectional:
-            dK[1, :, :lk] = r[:, n - 1 - np.arange(lk)]
+            dK[1, :, :lk] = r[:, n - 1 - xp.arange(lk)]
         _gpu_multiply(Y, S, H, True)
         du = xp.ascontiguousarray(xp.fft.irfft(Y, n)[..., :L])
         dD = None
