@@ -151,3 +151,18 @@ def test_s4_wrappers(rng):
     dt = torch.full((3,), 0.1, dtype=torch.float64)
     k = ft.kernel_diag(Lam, B, C, dt, 16)
     assert isinstance(k, torch.Tensor) and k.shape == (3, 16)
+
+
+def test_vandermonde_gradcheck(rng):
+    v = torch.from_numpy(rng.standard_normal((2, 3)) + 1j * rng.standard_normal((2, 3))).requires_grad_(True)
+    x = torch.from_numpy(-np.abs(rng.standard_normal((2, 3))) * 0.1 + 1j * rng.standard_normal((2, 3))).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b: ft.vandermonde(a, b, 9), (v, x), eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(lambda a, b: ft.vandermonde(a, b, 9, conj=False), (v, x), eps=1e-6, atol=1e-6)
+
+
+def test_kernel_functions_without_backward_refuse_grad(rng):
+    Lam = torch.from_numpy(-0.5 + 1j * np.arange(4.0)).reshape(1, 4).requires_grad_(True)
+    B = torch.ones(1, 4, dtype=torch.complex128)
+    C = torch.ones(1, 4, dtype=torch.complex128)
+    with pytest.raises(TypeError, match="no backward kernel"):
+        ft.kernel_diag(Lam, B, C, torch.full((1,), 0.1, dtype=torch.float64), 8)

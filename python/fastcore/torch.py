@@ -8,8 +8,9 @@ CuPy views on the tensor's current stream) and results come back as tensors the 
   :func:`entmax_bisect` — differentiable in ``x`` (``dim`` instead of NumPy's ``axis``).
 - Monarch: :func:`monarch_multiply` (differentiable in x, w1, w2) and :class:`MonarchLinear`
   (an ``nn.Module`` whose ``w1``/``w2`` use the reference layout, so existing weights load).
-- S4: :func:`cauchy` and :func:`fftconv` (differentiable), :func:`vandermonde`,
-  :func:`kernel_diag`, :func:`kernel_dplr` (forward only: called on tensors that need no grad).
+- S4: :func:`cauchy`, :func:`vandermonde` and :func:`fftconv` (differentiable),
+  :func:`kernel_diag`, :func:`kernel_dplr` (forward only: fastcore has no backward kernel for
+  them; they refuse tensors that require grad).
 - :class:`Tiger`: a ``torch.optim.Optimizer`` over :func:`fastcore.tiger.tiger_step`.
 - :func:`ig_grad_fn`: turns an ``nn.Module`` into the gradient callable of
   :func:`fastcore.ig.integrated_gradients`.
@@ -255,11 +256,29 @@ def _no_grad_call(fn: Callable, names, *tensors, **kwargs):
     return _interop.accepts_dlpack(fn)(*tensors, **kwargs)
 
 
-def vandermonde(v: torch.Tensor, x: torch.Tensor, L: int, *, conj: bool = True) -> torch.Tensor:
-    """:func:`fastcore.s4.vandermonde` on tensors (no autograd)."""
-    from . import s4
+class _Vandermonde(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v, x, L, conj):
+        from . import s4
 
-    return _no_grad_call(s4.vandermonde, ("v", "x"), v, x, L, conj=conj)
+        ctx.save_for_backward(v, x)
+        ctx.conj = conj
+        return _tensor(s4.vandermonde(_native(v, "v"), _native(x, "x"), L, conj=conj))
+
+    @staticmethod
+    def backward(ctx, grad):
+        from . import s4
+
+        v, x = ctx.saved_tensors
+        # same complex-gradient convention as torch (documented in s4.vandermonde_backward)
+        dv, dx = s4.vandermonde_backward(_native(v, "v"), _native(x, "x"),
+                                         _native(grad.contiguous(), "grad"), conj=ctx.conj)
+        return _tensor(dv), _tensor(dx), None, None
+
+
+def vandermonde(v: torch.Tensor, x: torch.Tensor, L: int, *, conj: bool = True) -> torch.Tensor:
+    """Differentiable :func:`fastcore.s4.vandermonde` in v and x (CPU and CUDA tensors)."""
+    return _Vandermonde.apply(v, x, int(L), bool(conj))
 
 
 def kernel_diag(Lambda, B, C, dt, L: int, method: str = "zoh") -> torch.Tensor:
