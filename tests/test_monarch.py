@@ -185,9 +185,12 @@ def test_monarch_linear_init_bounds():
 # --- determinism and bad input ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_bitwise_identical_for_any_thread_count_and_simd_level(rng, dtype, restore_threads, restore_simd):
-    w1, w2 = draw(rng, (8, 12, 6), dtype), draw(rng, (12, 10, 8), dtype)
-    x, dy = draw(rng, (70, 48), dtype), draw(rng, (70, 120), dtype)
+# L = 12: the stage-2 products vectorised over blocks on some SIMD levels and strided on others;
+# L = 16: vectorised over blocks on every level (row and output edges: 70 rows, S = 10)
+@pytest.mark.parametrize("s1, s2", [((8, 12, 6), (12, 10, 8)), ((8, 16, 6), (16, 10, 8))])
+def test_bitwise_identical_for_any_thread_count_and_simd_level(rng, dtype, s1, s2, restore_threads, restore_simd):
+    w1, w2 = draw(rng, s1, dtype), draw(rng, s2, dtype)
+    x, dy = draw(rng, (70, s1[0] * s1[2]), dtype), draw(rng, (70, s2[0] * s2[1]), dtype)
 
     def run():
         return [M.multiply(x, w1, w2), M.multiply_adjoint(dy, w1, w2), *M.multiply_backward(x, w1, w2, dy)]
