@@ -13,6 +13,8 @@ The helpers work on NumPy and CuPy arrays alike (they only use ``dtype``, ``shap
 
 from __future__ import annotations
 
+import functools
+import math
 import numbers
 import operator
 from collections.abc import Iterable, Sequence
@@ -59,8 +61,24 @@ INTEGER_DTYPES = tuple(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int
                                                 np.uint8, np.uint16, np.uint32, np.uint64))
 
 
+@functools.lru_cache(maxsize=256)
+def _cached_dtype_name(d: Any) -> str:
+    return np.dtype(d).name
+
+
 def _dtype_name(d: Any) -> str:
-    return d if isinstance(d, str) else np.dtype(d).name
+    # numpy's dtype.name is a Python property costing ~3 us; validation asks for it on every call
+    if isinstance(d, str):
+        return d
+    try:
+        return _cached_dtype_name(d)
+    except TypeError:  # unhashable dtype-like
+        return np.dtype(d).name
+
+
+@functools.lru_cache(maxsize=256)
+def _allowed_names(dtypes: tuple) -> frozenset:
+    return frozenset(_dtype_name(d) for d in dtypes)
 
 
 def dtype_names(dtypes: Iterable[Any]) -> str:
@@ -100,9 +118,12 @@ def as_array(x: Any, name: str) -> Any:
 def check_dtype(x: Any, name: str, dtypes: Sequence[Any]) -> np.dtype:
     """TypeError unless x.dtype is one of dtypes (NumPy dtypes, types or names such as
     "bfloat16") in native byte order. Returns the dtype."""
-    allowed = [_dtype_name(d) for d in dtypes]
-    if x.dtype.name not in allowed:
-        raise TypeError(f"{name}: expected dtype {dtype_names(allowed)}, got {x.dtype}")
+    try:
+        allowed = _allowed_names(tuple(dtypes))
+    except TypeError:  # unhashable dtype-likes
+        allowed = frozenset(_dtype_name(d) for d in dtypes)
+    if _dtype_name(x.dtype) not in allowed:
+        raise TypeError(f"{name}: expected dtype {dtype_names(dtypes)}, got {x.dtype}")
     if not x.dtype.isnative:
         raise TypeError(f"{name}: expected native byte order, got dtype {x.dtype.str!r}; "
                         f"use {name}.astype({name}.dtype.newbyteorder('='))")
@@ -356,6 +377,6 @@ def normalize_axis(axis: Any, ndim: int, name: str = "axis") -> int:
 def split_axis(shape: Sequence[int], axis: int) -> tuple[int, int, int]:
     """(outer, n, inner) such that the array is viewed as outer × n × inner with the reduced axis
     in the middle — how every 'any axis' kernel addresses memory without a transposing copy."""
-    outer = int(np.prod(shape[:axis], dtype=np.int64))
-    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    outer = math.prod(int(e) for e in shape[:axis])
+    inner = math.prod(int(e) for e in shape[axis + 1:])
     return outer, int(shape[axis]), inner
