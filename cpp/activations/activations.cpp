@@ -10,6 +10,7 @@
 #include "activations/rows.hpp"
 #include "common/errors.hpp"
 #include "common/parallel.hpp"
+#include "common/scratch.hpp"
 #include "common/vmath.hpp"
 
 namespace fastcore {
@@ -19,16 +20,6 @@ namespace {
 
 // Columns gathered per tile when the mapped axis is not the last: 16 float32 = one cache line.
 constexpr std::int64_t kTileColumns = 16;
-
-// Per-thread scratch buffers that persist between calls (a fresh large std::vector per tile
-// would be a fresh mmap and page faults every time). slot tells the buffers of one call apart.
-template <class E>
-E* scratch(int slot, std::size_t size) {
-  thread_local std::vector<E> buffers[4];
-  auto& b = buffers[slot];
-  if (b.size() < size) b.resize(size);
-  return b.data();
-}
 
 // dst[j*n + i] = src[i*inner + j]: `width` strided rows into contiguous ones (and back).
 template <class E>

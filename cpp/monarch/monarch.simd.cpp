@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/parallel.hpp"
+#include "common/scratch.hpp"
 #include "common/vmath.hpp"
 #include "monarch/kernels.hpp"
 
@@ -375,14 +376,6 @@ std::int64_t tile_rows(std::int64_t kq) {
   const std::int64_t budget = std::int64_t(128) << 10;
   const std::int64_t rows = budget / (kq * static_cast<std::int64_t>(sizeof(T))) / kMB * kMB;
   return std::clamp<std::int64_t>(rows, kMB, kTile / kMB * kMB);
-}
-
-template <class T>
-T* scratch(int slot, std::size_t size) {
-  thread_local std::vector<T> buffers[4];
-  auto& b = buffers[slot];
-  if (b.size() < size) b.resize(size);
-  return b.data();
 }
 
 // W1T[k][p][q] = w1[k][q][p] and W2T[l][r][s] = w2[l][s][r] (B operands contiguous by rows).

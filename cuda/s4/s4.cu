@@ -70,6 +70,19 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// Sums the four rows red[q][0..kThreads) into red[q][0] by a fixed-order tree (the same
+// additions in the same order on every run: deterministic). Called by all threads of the block
+// after each wrote its red[q][threadIdx.x]; ends with the block synchronised.
+template <class T>
+__device__ void block_tree_sum4(T (&red)[4][kThreads]) {
+  __syncthreads();
+  for (int s = kThreads / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s)
+      for (int q = 0; q < 4; ++q) red[q][threadIdx.x] += red[q][threadIdx.x + s];
+    __syncthreads();
+  }
+}
+
 // ---- Cauchy backward: one block per (row, state), fixed-order block reduction over the nodes ------
 template <class T>
 __global__ void __launch_bounds__(kThreads)
@@ -106,12 +119,7 @@ __global__ void __launch_bounds__(kThreads)
   red[1][threadIdx.x] = s1i;
   red[2][threadIdx.x] = s2r;
   red[3][threadIdx.x] = s2i;
-  __syncthreads();
-  for (int s = kThreads / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s)
-      for (int q = 0; q < 4; ++q) red[q][threadIdx.x] += red[q][threadIdx.x + s];
-    __syncthreads();
-  }
+  block_tree_sum4(red);
   if (threadIdx.x == 0) {
     const T vr = v[2 * (b * N + i)], vi = -v[2 * (b * N + i) + 1];  // conj(v)
     dv[2 * (b * N + i)] = red[0][0];
@@ -213,12 +221,7 @@ __global__ void __launch_bounds__(kThreads)
   red[1][threadIdx.x] = s0i;
   red[2][threadIdx.x] = s1r;
   red[3][threadIdx.x] = s1i;
-  __syncthreads();
-  for (int s = kThreads / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s)
-      for (int q = 0; q < 4; ++q) red[q][threadIdx.x] += red[q][threadIdx.x + s];
-    __syncthreads();
-  }
+  block_tree_sum4(red);
   if (threadIdx.x == 0) {
     const double vr = v[2 * idx], vi = -v[2 * idx + 1];  // conj(v)
     dv[2 * idx] = red[0][0];

@@ -72,48 +72,39 @@ def _batch(shape):
     return int(np.prod(shape[:-1], dtype=np.int64))
 
 
-def multiply(x, w1, w2, *, out=None):
-    """y = x Mᵀ for x of shape (..., K·P); returns (..., L·S)."""
+def _apply(v, name, w1, w2, out, adjoint):
+    """The shared body of multiply (v = x) and multiply_adjoint (v = y)."""
     w1, w2, device = _factors(w1, w2)
     K, Q, P = w1.shape
     L, S, R = w2.shape
-    x = _operand(x, "x", w1, device, K * P)
+    n_in, n_out = (L * S, K * P) if adjoint else (K * P, L * S)
+    v = _operand(v, name, w1, device, n_in)
     xp = _xp(device)
-    shape = tuple(x.shape[:-1]) + (L * S,)
-    y = xp.empty(shape, dtype=x.dtype) if out is None else check_out(
-        out, shape=shape, dtype=x.dtype, inputs={"x": x, "w1": w1, "w2": w2}, like=x)
-    if y.size == 0 or x.size == 0:
-        if y.size:
-            y[...] = 0
-        return y
+    shape = tuple(v.shape[:-1]) + (n_out,)
+    result = xp.empty(shape, dtype=v.dtype) if out is None else check_out(
+        out, shape=shape, dtype=v.dtype, inputs={name: v, "w1": w1, "w2": w2}, like=v)
+    if result.size == 0 or v.size == 0:
+        if result.size:
+            result[...] = 0
+        return result
     if device == "cpu":
-        _backend.cpu().monarch.multiply(np.ascontiguousarray(x), np.ascontiguousarray(w1),
-                                        np.ascontiguousarray(w2), y, _batch(x.shape))
+        kernels = _backend.cpu().monarch
+        (kernels.adjoint if adjoint else kernels.multiply)(
+            np.ascontiguousarray(v), np.ascontiguousarray(w1), np.ascontiguousarray(w2), result,
+            _batch(v.shape))
     else:
-        y[...] = _gpu_multiply(x, w1, w2)
-    return y
+        result[...] = (_gpu_adjoint if adjoint else _gpu_multiply)(v, w1, w2)
+    return result
+
+
+def multiply(x, w1, w2, *, out=None):
+    """y = x Mᵀ for x of shape (..., K·P); returns (..., L·S)."""
+    return _apply(x, "x", w1, w2, out, adjoint=False)
 
 
 def multiply_adjoint(y, w1, w2, *, out=None):
     """x = y conj(M) for y of shape (..., L·S); returns (..., K·P)."""
-    w1, w2, device = _factors(w1, w2)
-    K, Q, P = w1.shape
-    L, S, R = w2.shape
-    y = _operand(y, "y", w1, device, L * S)
-    xp = _xp(device)
-    shape = tuple(y.shape[:-1]) + (K * P,)
-    x = xp.empty(shape, dtype=y.dtype) if out is None else check_out(
-        out, shape=shape, dtype=y.dtype, inputs={"y": y, "w1": w1, "w2": w2}, like=y)
-    if x.size == 0 or y.size == 0:
-        if x.size:
-            x[...] = 0
-        return x
-    if device == "cpu":
-        _backend.cpu().monarch.adjoint(np.ascontiguousarray(y), np.ascontiguousarray(w1),
-                                       np.ascontiguousarray(w2), x, _batch(y.shape))
-    else:
-        x[...] = _gpu_adjoint(y, w1, w2)
-    return x
+    return _apply(y, "y", w1, w2, out, adjoint=True)
 
 
 def multiply_backward(x, w1, w2, dy):
