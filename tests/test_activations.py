@@ -84,6 +84,38 @@ def test_any_axis_matches_reference(rng, shape, axis, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, inner", [(2500, 70), (1024, 16), (1, 33), (5, 200), (70_000, 17)])
+def test_softmax_down_columns_has_the_row_paths_bits(rng, dtype, n, inner):
+    """axis != -1 with >= 16 columns runs the column-vectorised strip kernel (strips of 256 bytes,
+    n rows in blocks of 1024); columns longer than 256 KiB go through the gather path instead.
+    Every column must equal the contiguous row path bit for bit, special columns included: a NaN,
+    a +inf, a fully masked column, -inf entries, a column that is masked except for one entry."""
+    x = logits(rng, (2, n, inner), dtype)
+    mask = rng.random((2, n, inner)) > 0.2
+    if n > 1:
+        x[0, n // 2, 3] = np.nan
+        x[1, n - 1, 5] = np.inf
+        x[1, : n // 3, 9] = -np.inf
+    mask[0, :, 7] = False            # fully masked column
+    mask[1, :, 11] = False
+    mask[1, n - 1, 11] = True         # one survivor
+    for name in ("softmax", "log_softmax"):
+        fn = getattr(A, name)
+        for kwargs in ({}, {"mask": mask, "scale": -0.75}):
+            got = fn(x, axis=1, **kwargs)
+            moved = {k: np.ascontiguousarray(np.moveaxis(v, 1, -1)) if k == "mask" else v
+                     for k, v in kwargs.items()}
+            want = fn(np.ascontiguousarray(np.moveaxis(x, 1, -1)), **moved)
+            assert np.array_equal(np.moveaxis(got, 1, -1), want, equal_nan=True), (name, kwargs)
+    if n > 1:
+        assert np.all(np.isnan(A.softmax(x, axis=1)[0, :, 3]))
+        assert np.all(np.isnan(A.softmax(x, axis=1)[1, :, 5]))
+    assert np.all(A.softmax(x, axis=1, mask=mask)[0, :, 7] == 0)
+    assert np.all(A.log_softmax(x, axis=1, mask=mask)[0, :, 7] == -np.inf)
+    assert A.softmax(x, axis=1, mask=mask)[1, n - 1, 11] == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("scale", [0.25, 3.0, -1.5, 0.0])
 def test_scale_is_an_inverse_temperature(rng, dtype, scale):
     x = logits(rng, (6, 50), dtype)

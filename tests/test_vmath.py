@@ -152,3 +152,35 @@ def test_exp_binding_rejects_bad_arrays():
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         _cpu._testing.exp_f32(x, ro)
+
+
+# --- exp_nonpositive: the softmax exp (arguments z - max z <= 0) -------------------------------
+
+def vexp_nonpositive(x):
+    out = np.empty_like(x)
+    fn = _cpu._testing.exp_nonpositive_f32 if x.dtype == np.float32 else _cpu._testing.exp_nonpositive_f64
+    fn(x, out)
+    return out
+
+
+@pytest.mark.parametrize("level", simd_levels())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_nonpositive_is_bitwise_exp_on_its_domain(level, dtype, rng, restore_simd):
+    """Softmax relies on exp_nonpositive(x) == exp(x) bit for bit for every x <= 0 (it only drops
+    the overflow clamp and the NaN restore), and on NaN giving +0 (never garbage)."""
+    fastcore.set_simd_level(level)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    finfo = np.finfo(dtype)
+    # random bit patterns with the sign bit set: every exponent, subnormals, -0, -inf
+    width = 32 if dtype == np.float32 else 64
+    patterns = rng.integers(0, 2 ** (width - 1), 400_000, dtype=np.uint64).astype(bits) | bits(1 << (width - 1))
+    x = np.concatenate([
+        patterns.view(dtype),
+        -rng.random(200_000).astype(dtype) * 110,          # the range that gives non-zero results
+        np.array([-0.0, 0.0, -np.inf, -finfo.tiny, -finfo.smallest_subnormal, -finfo.max,
+                  -87.33654, -88.72284, -103.972, -104.0, -745.1332, -746.0], dtype=dtype),
+    ])
+    x = x[~np.isnan(x)]
+    assert np.array_equal(vexp_nonpositive(x).view(bits), vexp(x).view(bits))
+    nan = np.array([np.nan, -np.nan], dtype=dtype)
+    assert np.array_equal(vexp_nonpositive(nan), np.zeros(2, dtype))

@@ -72,6 +72,39 @@ void forward_rows(int map, const double* x, const std::uint8_t* m, double* y, st
                   std::int64_t n, double scale, double alpha, int n_iter) {
   FASTCORE_ISA_DISPATCH(forward_rows_f64)(map, x, m, y, rows, n, scale, alpha, n_iter);
 }
+void softmax_columns(bool log, const float* x, const std::uint8_t* m, float* y, std::int64_t n,
+                     std::int64_t inner, std::int64_t width, double scale) {
+  FASTCORE_ISA_DISPATCH(softmax_columns_f32)(log, x, m, y, n, inner, width, scale);
+}
+void softmax_columns(bool log, const double* x, const std::uint8_t* m, double* y, std::int64_t n,
+                     std::int64_t inner, std::int64_t width, double scale) {
+  FASTCORE_ISA_DISPATCH(softmax_columns_f64)(log, x, m, y, n, inner, width, scale);
+}
+
+// Softmax / log-softmax with the mapped axis not the last: strips of kStripBytes of neighbouring
+// columns, mapped in place by the column-vectorised kernel (no gather/scatter). Used when a strip
+// is worth vectorising (inner >= kTileColumns) and a column is short enough for the cached branch
+// of the row kernel, whose bits the column kernel reproduces; otherwise the caller gathers.
+template <class T>
+bool softmax_by_columns(bool log, const T* x, const std::uint8_t* mask, T* y, const Layout& layout,
+                        double scale) {
+  const std::int64_t n = layout.n, inner = layout.inner;
+  if (inner < kTileColumns || n * static_cast<std::int64_t>(sizeof(T)) > kCachedRowBytes) return false;
+  const std::int64_t strip = kStripBytes / static_cast<std::int64_t>(sizeof(T));
+  const std::int64_t strips = (inner + strip - 1) / strip;
+  const std::int64_t items = layout.outer * strips;
+  const std::int64_t grain = grain_for(items, n * strip * 2 * static_cast<std::int64_t>(sizeof(T)));
+  parallel_for(0, items, grain, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t item = lo; item < hi; ++item) {
+      const std::int64_t o = item / strips, c0 = (item % strips) * strip;
+      const std::int64_t offset = o * n * inner + c0;
+      softmax_columns(log, x + offset, mask ? mask + offset : nullptr, y + offset, n, inner,
+                      std::min(strip, inner - c0), scale);
+    }
+  });
+  return true;
+}
+
 void backward_rows(int map, const float* y, const float* dy, float* dx, std::int64_t rows,
                    std::int64_t n, double scale, double alpha) {
   FASTCORE_ISA_DISPATCH(backward_rows_f32)(map, y, dy, dx, rows, n, scale, alpha);
@@ -158,6 +191,9 @@ void forward(Map map, const T* x, const std::uint8_t* mask, T* y, Layout layout,
   check_layout(layout);
   const std::int64_t n = layout.n;
   const int code = static_cast<int>(map);
+  if (layout.inner > 1 && (map == Map::softmax || map == Map::log_softmax) &&
+      softmax_by_columns(map == Map::log_softmax, x, mask, y, layout, scale))
+    return;
   for_row_tiles(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {
     if (contiguous) {
       forward_rows(code, x + offset, mask ? mask + offset : nullptr, y + offset, rows, n, scale,

@@ -2,9 +2,11 @@
 // (bisection), top-k softmax; their backward passes and the fused Fenchel-Young losses.
 //
 // Layout: the input is viewed as (outer, n, inner) C-contiguous, the map acting along n (any axis
-// of a C-contiguous array, no transposing copy). Rows with inner == 1 are processed in place; for
-// inner > 1 a tile of up to kTileColumns neighbouring columns is gathered into a per-thread
-// buffer (reading whole cache lines), mapped as contiguous rows, and scattered back.
+// of a C-contiguous array, no transposing copy). Rows with inner == 1 are processed in place.
+// For inner > 1, softmax/log-softmax map strips of neighbouring columns in place with a kernel
+// vectorised across the columns (same bits as the row path); the other maps gather a tile of up
+// to kTileColumns columns into a per-thread buffer (reading whole cache lines), map it as
+// contiguous rows, and scatter it back.
 //
 // Semantics (docs in python/fastcore/activations.py): masked entries (mask byte 0) and -inf
 // logits get probability exactly 0; a row with nothing left gives zeros (log-softmax: -inf); a NaN

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "activations/rows.hpp"
+#include "common/scratch.hpp"
 #include "common/vmath.hpp"
 
 namespace fastcore {
@@ -26,9 +27,6 @@ namespace {
 
 constexpr int kLanes = 16;
 constexpr std::int64_t kBlock = 1024;
-// Rows up to this many bytes are kept in cache between passes (the output doubles as the
-// buffer); longer rows use the two-pass online softmax (Milakov & Gimelshein 2018).
-constexpr std::int64_t kCachedRowBytes = 256 * 1024;
 constexpr int kMaxIterations = 100;  // Michelot / Newton passes before the sorting fallback
 
 constexpr int kSoftmax = 0, kLogSoftmax = 1, kSparsemax = 2, kEntmax15 = 3, kBisect = 4;
@@ -69,27 +67,31 @@ T logit(const T* x, const std::uint8_t* mask, std::int64_t i, T scale) {
   return z;
 }
 
-// Row statistics of z = scale*x (masked -> -inf): the max, and whether a NaN or +inf occurs.
-// max over the row of z = scale*x (masked -> -inf). NaNs are ignored here and caught by the
-// exp-sum (exp(NaN) poisons it); +inf shows up as the max.
+// max over the row of z = scale*x (masked -> -inf), and whether an unmasked z is NaN (the max
+// comparison skips NaNs; +inf shows up as the max).
+template <class T>
+struct RowMax {
+  T max;
+  bool has_nan;
+};
+
 template <bool kMasked, class T>
-T row_max(const T* __restrict x, const std::uint8_t* __restrict mask, std::int64_t n, T scale) {
-  T mx[kLanes];
-  for (int j = 0; j < kLanes; ++j) mx[j] = -kInf<T>;
-  std::int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) {
-      const T z = logit<kMasked>(x, mask, i + j, scale);
-      mx[j] = z > mx[j] ? z : mx[j];
-    }
-  }
-  for (int j = 0; i < n; ++i, ++j) {
+RowMax<T> row_max(const T* __restrict x, const std::uint8_t* __restrict mask, std::int64_t n,
+                  T scale) {
+  T mx[kLanes], nans[kLanes];
+  for (int j = 0; j < kLanes; ++j) mx[j] = -kInf<T>, nans[j] = T(0);
+  auto visit = [&](int j, std::int64_t i) {
     const T z = logit<kMasked>(x, mask, i, scale);
     mx[j] = z > mx[j] ? z : mx[j];
-  }
-  T m = mx[0];
-  for (int j = 1; j < kLanes; ++j) m = mx[j] > m ? mx[j] : m;
-  return m;
+    nans[j] += z != z ? T(1) : T(0);  // a count only ever tested against 0
+  };
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) visit(j, i + j);
+  for (int j = 0; i < n; ++i, ++j) visit(j, i);
+  T m = mx[0], nan_count = nans[0];
+  for (int j = 1; j < kLanes; ++j) m = mx[j] > m ? mx[j] : m, nan_count += nans[j];
+  return {m, nan_count != T(0)};
 }
 
 template <class T>
@@ -97,17 +99,35 @@ void fill(T* y, std::int64_t n, T value) {
   for (std::int64_t i = 0; i < n; ++i) y[i] = value;
 }
 
-// sum of y[0..n) in the fixed lane/block order.
-template <class T>
-double row_sum(const T* __restrict y, std::int64_t n) {
-  return ordered_sum<T>(n, [&](std::int64_t i) { return y[i]; });
-}
-
-// y[i] = exp(z_i - m): a plain element-wise loop (vectorises like an array exp).
+// y[i] = exp(z_i - m) and the sum of the y[i] in ordered_sum's order (so fusing the two passes
+// changes no bit). m is the row's max, so z_i - m <= 0 and the cheaper exp_nonpositive applies;
+// the caller has ruled out NaNs (row_max). The lane loop turns into vector code where each
+// iteration carries kLanes/width independent exps, which keeps the FMA pipes busy.
 template <bool kMasked, class T>
-void exp_shifted(const T* __restrict x, const std::uint8_t* __restrict mask, T* __restrict y,
-                 std::int64_t n, T scale, T m) {
-  for (std::int64_t i = 0; i < n; ++i) y[i] = vmath::exp(logit<kMasked>(x, mask, i, scale) - m);
+double exp_shifted_sum(const T* __restrict x, const std::uint8_t* __restrict mask,
+                       T* __restrict y, std::int64_t n, T scale, T m, const T* prefetch) {
+  double total = 0.0;
+  for (std::int64_t b = 0; b < n; b += kBlock) {
+    const std::int64_t e = std::min(n, b + kBlock);
+    T acc[kLanes] = {};
+    auto visit = [&](int j, std::int64_t i) {
+      const T v = vmath::exp_nonpositive(logit<kMasked>(x, mask, i, scale) - m);
+      y[i] = v;
+      acc[j] += v;
+    };
+    std::int64_t i = b;
+    for (; i + kLanes <= e; i += kLanes) {
+      // This pass is compute-bound: it is where the next row's loads are issued (one touch per
+      // 64-byte line), so that row's first pass finds it in cache instead of waiting on memory.
+      if (prefetch != nullptr)
+        for (int j = 0; j < kLanes; j += 64 / static_cast<int>(sizeof(T)))
+          __builtin_prefetch(prefetch + i + j);
+      for (int j = 0; j < kLanes; ++j) visit(j, i + j);
+    }
+    for (int j = 0; i < e; ++i, ++j) visit(j, i);
+    total += static_cast<double>(lane_tree_sum(acc));
+  }
+  return total;
 }
 
 // --- softmax / log-softmax ---------------------------------------------------------------------
@@ -119,48 +139,41 @@ void exp_shifted(const T* __restrict x, const std::uint8_t* __restrict mask, T* 
 // exp(z - m)/sum. Both orders depend only on n, so results are reproducible.
 template <bool kMasked, class T>
 void softmax_row(const T* __restrict x, const std::uint8_t* __restrict mask, T* __restrict y,
-                 std::int64_t n, T scale, bool log) {
+                 std::int64_t n, T scale, bool log, const T* next_row) {
   const T nan = std::numeric_limits<T>::quiet_NaN();
   T m;
   double s;
   if (n * static_cast<std::int64_t>(sizeof(T)) <= kCachedRowBytes) {
-    m = row_max<kMasked>(x, mask, n, scale);
-    if (m == kInf<T>) return fill(y, n, nan);
-    if (m == -kInf<T>) {
-      // Nothing unmasked, unless a NaN hides (NaN > -inf is false): NaN wins.
-      for (std::int64_t i = 0; i < n; ++i)
-        if (x[i] != x[i] && (!kMasked || mask[i])) return fill(y, n, nan);
-      return fill(y, n, log ? -kInf<T> : T(0));
-    }
-    exp_shifted<kMasked>(x, mask, y, n, scale, m);
-    s = row_sum(y, n);
+    const RowMax<T> row = row_max<kMasked>(x, mask, n, scale);
+    m = row.max;
+    if (row.has_nan || m == kInf<T>) return fill(y, n, nan);
+    if (m == -kInf<T>) return fill(y, n, log ? -kInf<T> : T(0));  // nothing unmasked
+    s = exp_shifted_sum<kMasked>(x, mask, y, n, scale, m, next_row);
   } else {
     s = 0.0;
     m = -kInf<T>;
     for (std::int64_t b = 0; b < n; b += kBlock) {
       const std::int64_t len = std::min(kBlock, n - b);
       const std::uint8_t* mb = kMasked ? mask + b : nullptr;
-      const T bm = row_max<kMasked>(x + b, mb, len, scale);
-      if (bm == kInf<T>) return fill(y, n, nan);
-      if (bm == -kInf<T>) {
-        for (std::int64_t i = 0; i < len; ++i)
-          if (x[b + i] != x[b + i] && (!kMasked || mb[i])) return fill(y, n, nan);
-        continue;
+      const RowMax<T> block = row_max<kMasked>(x + b, mb, len, scale);
+      if (block.has_nan || block.max == kInf<T>) return fill(y, n, nan);
+      if (block.max == -kInf<T>) continue;
+      if (block.max > m) {
+        if (m != -kInf<T>) s *= std::exp(static_cast<double>(m) - static_cast<double>(block.max));
+        m = block.max;
       }
-      if (bm > m) {
-        if (m != -kInf<T>) s *= std::exp(static_cast<double>(m) - static_cast<double>(bm));
-        m = bm;
-      }
-      exp_shifted<kMasked>(x + b, mb, y + b, len, scale, m);
-      s += row_sum(y + b, len);
+      s += exp_shifted_sum<kMasked>(x + b, mb, y + b, len, scale, m, static_cast<const T*>(nullptr));
     }
     if (m == -kInf<T>) return fill(y, n, log ? -kInf<T> : T(0));
     if (!log) {
-      if (s != s) return fill(y, n, nan);
-      exp_shifted<kMasked>(x, mask, y, n, scale, m);
+      // The final pass recomputes exp(z - m) with the final max and scales it in one go (the
+      // same two roundings as exp into y, then y *= 1/s).
+      const T inv = static_cast<T>(1.0 / s);
+      for (std::int64_t i = 0; i < n; ++i)
+        y[i] = vmath::exp_nonpositive(logit<kMasked>(x, mask, i, scale) - m) * inv;
+      return;
     }
   }
-  if (s != s) return fill(y, n, nan);  // a NaN logit
   if (log) {
     const T log_s = static_cast<T>(std::log(s));
     // (z - m) - log s in exactly this order (pytorch#11752)
@@ -169,6 +182,100 @@ void softmax_row(const T* __restrict x, const std::uint8_t* __restrict mask, T* 
   }
   const T inv = static_cast<T>(1.0 / s);
   for (std::int64_t i = 0; i < n; ++i) y[i] *= inv;
+}
+
+// --- softmax / log-softmax down columns (mapped axis not the last) ------------------------------
+
+// One strip: `width` neighbouring columns, n rows at stride `inner`. Each pass walks the rows and
+// is vectorised across the columns of a row segment (contiguous), instead of gathering columns
+// into rows (one cache line per row per tile, then a scalar transpose). Per column it repeats
+// softmax_row's cached branch exactly: the max, exp_nonpositive(z - m), the sum in kLanes lanes
+// per kBlock rows (row i of a block feeds lane i % kLanes, lanes combined by the same tree,
+// blocks added in double), then y *= 1/s or y = (z - m) - log s.
+// The exps go to a dense per-thread buffer rather than into y: y is then written once, in pass 3,
+// and pass 2's stores cannot alias pass 2's loads of x (x and y rows often share their offsets
+// modulo 4 KiB, which stalls loads behind unrelated stores). x's strip (n x 256 bytes) and the
+// buffer stay in the outer caches between the passes.
+template <bool kMasked, class T>
+void softmax_strip(bool log, const T* __restrict x, const std::uint8_t* __restrict mask,
+                   T* __restrict y, std::int64_t n, std::int64_t inner, int width, T scale) {
+  constexpr int kW = static_cast<int>(kStripBytes / sizeof(T));
+  alignas(64) T m[kW], nans[kW], acc[kLanes][kW], factor[kW], fill_value[kW];
+  double total[kW];
+  bool special[kW];
+  for (int j = 0; j < kW; ++j) m[j] = -kInf<T>, nans[j] = T(0), total[j] = 0.0;
+  T* exps = log ? nullptr : scratch<T>(0, static_cast<std::size_t>(n * kW));  // row i at i*kW
+
+  // Pass 1: column max and NaN count (as row_max).
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T* xr = x + i * inner;
+    const std::uint8_t* mr = kMasked ? mask + i * inner : nullptr;
+    for (int j = 0; j < width; ++j) {
+      const T z = logit<kMasked>(xr, mr, j, scale);
+      m[j] = z > m[j] ? z : m[j];
+      nans[j] += z != z ? T(1) : T(0);
+    }
+  }
+  // Pass 2: e = exp(z - m) (kept for softmax) and the column sums in softmax_row's order.
+  // Columns with a NaN or an infinite max compute garbage here that pass 3 overwrites
+  // (exp_nonpositive maps NaN to 0, so nothing below is undefined).
+  for (std::int64_t b = 0; b < n; b += kBlock) {
+    const std::int64_t e = std::min(n, b + kBlock);
+    for (int k = 0; k < kLanes; ++k)
+      for (int j = 0; j < kW; ++j) acc[k][j] = T(0);
+    for (std::int64_t i = b; i < e; ++i) {
+      const T* xr = x + i * inner;
+      const std::uint8_t* mr = kMasked ? mask + i * inner : nullptr;
+      T* lane = acc[(i - b) % kLanes];
+      if (log) {
+        for (int j = 0; j < width; ++j)
+          lane[j] += vmath::exp_nonpositive(logit<kMasked>(xr, mr, j, scale) - m[j]);
+      } else {
+        for (int j = 0; j < width; ++j) {
+          const T v = vmath::exp_nonpositive(logit<kMasked>(xr, mr, j, scale) - m[j]);
+          exps[i * kW + j] = v;
+          lane[j] += v;
+        }
+      }
+    }
+    for (int half = kLanes / 2; half >= 1; half /= 2)  // lane_tree_sum, column by column
+      for (int k = 0; k < half; ++k)
+        for (int j = 0; j < kW; ++j) acc[k][j] += acc[k + half][j];
+    for (int j = 0; j < kW; ++j) total[j] += static_cast<double>(acc[0][j]);
+  }
+  // Pass 3: the row path's special cases per column, then the output.
+  for (int j = 0; j < width; ++j) {
+    const bool nan_column = nans[j] != T(0) || m[j] == kInf<T>;
+    const bool empty_column = m[j] == -kInf<T>;
+    special[j] = nan_column || empty_column;
+    fill_value[j] = nan_column ? std::numeric_limits<T>::quiet_NaN() : log ? -kInf<T> : T(0);
+    factor[j] = special[j] ? T(0)
+                : log      ? static_cast<T>(std::log(total[j]))
+                           : static_cast<T>(1.0 / total[j]);
+  }
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T* xr = x + i * inner;
+    const std::uint8_t* mr = kMasked ? mask + i * inner : nullptr;
+    T* yr = y + i * inner;
+    if (log) {
+      for (int j = 0; j < width; ++j) {
+        const T v = (logit<kMasked>(xr, mr, j, scale) - m[j]) - factor[j];
+        yr[j] = special[j] ? fill_value[j] : v;
+      }
+    } else {
+      const T* er = exps + i * kW;
+      for (int j = 0; j < width; ++j) yr[j] = special[j] ? fill_value[j] : er[j] * factor[j];
+    }
+  }
+}
+
+template <class T>
+void softmax_columns(bool log, const T* x, const std::uint8_t* mask, T* y, std::int64_t n,
+                     std::int64_t inner, std::int64_t width, double scale) {
+  if (mask != nullptr)
+    softmax_strip<true>(log, x, mask, y, n, inner, static_cast<int>(width), static_cast<T>(scale));
+  else
+    softmax_strip<false>(log, x, mask, y, n, inner, static_cast<int>(width), static_cast<T>(scale));
 }
 
 // --- sparse maps: thresholds -------------------------------------------------------------------
@@ -452,10 +559,11 @@ void forward_rows(int map, const T* x, const std::uint8_t* mask, T* y, std::int6
     const T* xr = x + r * n;
     const std::uint8_t* mr = mask ? mask + r * n : nullptr;
     T* yr = y + r * n;
+    const T* next = r + 1 < rows ? xr + n : nullptr;
     if ((map == kSoftmax || map == kLogSoftmax) && mr != nullptr)
-      softmax_row<true>(xr, mr, yr, n, static_cast<T>(scale), map == kLogSoftmax);
+      softmax_row<true>(xr, mr, yr, n, static_cast<T>(scale), map == kLogSoftmax, next);
     else if (map == kSoftmax || map == kLogSoftmax)
-      softmax_row<false>(xr, mr, yr, n, static_cast<T>(scale), map == kLogSoftmax);
+      softmax_row<false>(xr, mr, yr, n, static_cast<T>(scale), map == kLogSoftmax, next);
     else if (mr != nullptr)
       sparse_row<true>(map, xr, mr, yr, n, scale, alpha, n_iter);
     else
@@ -479,6 +587,14 @@ void forward_rows_f32(int map, const float* x, const std::uint8_t* mask, float* 
 void forward_rows_f64(int map, const double* x, const std::uint8_t* mask, double* y,
                       std::int64_t rows, std::int64_t n, double scale, double alpha, int n_iter) {
   forward_rows(map, x, mask, y, rows, n, scale, alpha, n_iter);
+}
+void softmax_columns_f32(bool log, const float* x, const std::uint8_t* mask, float* y,
+                         std::int64_t n, std::int64_t inner, std::int64_t width, double scale) {
+  softmax_columns(log, x, mask, y, n, inner, width, scale);
+}
+void softmax_columns_f64(bool log, const double* x, const std::uint8_t* mask, double* y,
+                         std::int64_t n, std::int64_t inner, std::int64_t width, double scale) {
+  softmax_columns(log, x, mask, y, n, inner, width, scale);
 }
 void backward_rows_f32(int map, const float* y, const float* dy, float* dx, std::int64_t rows,
                        std::int64_t n, double scale, double alpha) {

@@ -38,14 +38,17 @@ std::vector<std::string> simd_supported() {
   return out;
 }
 
-template <class T>
+template <class T, bool kNonpositive = false>
 void exp_into(const py::array& x, py::array& y) {
   const T* xp = input_ptr<T>(x, "x");
   T* yp = output_ptr<T>(y, "out");
   const auto n = element_count(x);
   if (element_count(y) != n) throw_value_error("out: expected ", n, " elements");
   py::gil_scoped_release release;
-  exp_array_parallel(xp, yp, n);
+  if (kNonpositive)
+    exp_nonpositive_array_parallel(xp, yp, n);
+  else
+    exp_array_parallel(xp, yp, n);
 }
 
 }  // namespace
@@ -73,6 +76,8 @@ void bind_core(py::module_& m) {
   auto t = m.def_submodule("_testing", "Probes and self-tests for cpp/common (not public API).");
   t.def("exp_f32", &exp_into<float>, py::arg("x"), py::arg("out"));
   t.def("exp_f64", &exp_into<double>, py::arg("x"), py::arg("out"));
+  t.def("exp_nonpositive_f32", &exp_into<float, true>, py::arg("x"), py::arg("out"));
+  t.def("exp_nonpositive_f64", &exp_into<double, true>, py::arg("x"), py::arg("out"));
   t.def("copy", [](const py::array& src, py::array& dst) {
     if (src.nbytes() != dst.nbytes()) throw_value_error("dst: expected ", src.nbytes(), " bytes");
     require_c_contiguous(src, "src");

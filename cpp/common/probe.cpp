@@ -26,6 +26,12 @@ void exp_array_parallel(const float* x, float* y, std::int64_t n) {
 void exp_array_parallel(const double* x, double* y, std::int64_t n) {
   exp_parallel_impl(x, y, n, FASTCORE_ISA_DISPATCH(exp_array_f64));
 }
+void exp_nonpositive_array_parallel(const float* x, float* y, std::int64_t n) {
+  exp_parallel_impl(x, y, n, FASTCORE_ISA_DISPATCH(exp_nonpositive_array_f32));
+}
+void exp_nonpositive_array_parallel(const double* x, double* y, std::int64_t n) {
+  exp_parallel_impl(x, y, n, FASTCORE_ISA_DISPATCH(exp_nonpositive_array_f64));
+}
 
 void copy_parallel(const void* src, void* dst, std::size_t nbytes) {
   constexpr std::int64_t kChunk = 1 << 20;

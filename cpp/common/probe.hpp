@@ -13,6 +13,9 @@ namespace fastcore {
 FASTCORE_ISA_DECLARE(
     void exp_array_f32(const float* x, float* y, std::int64_t n);
     void exp_array_f64(const double* x, double* y, std::int64_t n);
+    // vmath::exp_*_nonpositive (the softmax exp) on arrays, for its tests.
+    void exp_nonpositive_array_f32(const float* x, float* y, std::int64_t n);
+    void exp_nonpositive_array_f64(const double* x, double* y, std::int64_t n);
     // Runs `iterations` rounds of independent FMA chains; returns a value that depends on all of
     // them (so nothing is optimised away). flops_per_iteration() says how many flops one round is.
     double fma_burn(std::int64_t iterations, float seed);
@@ -21,6 +24,9 @@ FASTCORE_ISA_DECLARE(
 // y = exp(x) elementwise on the thread pool with the active ISA. x and y may be the same array.
 void exp_array_parallel(const float* x, float* y, std::int64_t n);
 void exp_array_parallel(const double* x, double* y, std::int64_t n);
+// The same for vmath::exp_*_nonpositive.
+void exp_nonpositive_array_parallel(const float* x, float* y, std::int64_t n);
+void exp_nonpositive_array_parallel(const double* x, double* y, std::int64_t n);
 
 // memcpy of nbytes on the thread pool (1 MiB chunks).
 void copy_parallel(const void* src, void* dst, std::size_t nbytes);

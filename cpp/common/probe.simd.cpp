@@ -17,6 +17,14 @@ void exp_array_f64(const double* x, double* y, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) y[i] = vmath::exp_f64(x[i]);
 }
 
+void exp_nonpositive_array_f32(const float* x, float* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] = vmath::exp_f32_nonpositive(x[i]);
+}
+
+void exp_nonpositive_array_f64(const double* x, double* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] = vmath::exp_f64_nonpositive(x[i]);
+}
+
 // Twelve independent accumulators hide the FMA latency (4 cycles) on two FMA ports.
 constexpr int kChains = 12;
 
