@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "common/errors.hpp"
@@ -404,7 +405,9 @@ Plan plan(const Params& p) {
   const DeviceInfo& dev = device_info();
   const std::size_t limit = dev.shared_mem_per_block_optin;
   const bool sixteen_bit = p.dtype == kF16 || p.dtype == kBF16;
-  const bool tc_shape = p.P % kFrag == 0 && p.Q % kFrag == 0 && p.R % kFrag == 0 && p.S % kFrag == 0;
+  // WMMA leading dimensions are unsigned 32-bit: n_in (x's row stride) must fit.
+  const bool tc_shape = p.P % kFrag == 0 && p.Q % kFrag == 0 && p.R % kFrag == 0 && p.S % kFrag == 0 &&
+                        c.n_in <= std::numeric_limits<std::int32_t>::max();
   if (!p.adjoint && sixteen_bit && tc_shape && dev.cc_major >= 8 && p.batch >= kTcRows &&
       aligned32(p.in) && aligned32(p.w1) && aligned32(p.w2)) {
     // 16 rows of the intermediate in the storage type plus the per-warp scratch.
