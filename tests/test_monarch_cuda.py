@@ -24,11 +24,11 @@ import pytest
 
 from fastcore import monarch as M
 from fastcore.reference import monarch as R
+from fastcore.testing import to_numpy, unit_roundoff
 
 pytestmark = pytest.mark.cuda
 
 DTYPES = ["float32", "float16", "bfloat16"]
-EPS16 = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7}
 
 # (w1 shape, w2 shape, what it exercises)
 SHAPES = [
@@ -72,14 +72,14 @@ def on_gpu(a, dtype_name):
 
 def host64(a):
     """The stored values (after rounding to the storage type) in float64."""
-    cp = cupy()
-    return (cp.asnumpy(a) if not isinstance(a, np.ndarray) else a).astype(np.float64)
+    return to_numpy(a).astype(np.float64)
 
 
 def tol(dtype_name, w2_shape):
     if dtype_name == "float32":
         return 1e-5
-    return EPS16[dtype_name] * (1 + math.sqrt(w2_shape[2]) / 4)
+    eps16 = 2 * unit_roundoff(storage(dtype_name))   # machine epsilon: 2^-10 float16, 2^-7 bfloat16
+    return eps16 * (1 + math.sqrt(w2_shape[2]) / 4)
 
 
 def oracle(x, w1, w2, adjoint=False):
@@ -108,6 +108,7 @@ def draw(rng, s1, s2, lead, dtype_name, adjoint=False):
 
 
 def poisoned(shape, like):
+    # (fastcore.testing.poisoned picks the fill from the NumPy dtype kind; bfloat16's kind is 'V')
     out = cupy().empty(shape, dtype=like.dtype)
     out.fill(np.nan)
     return out
