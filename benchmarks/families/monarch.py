@@ -1,12 +1,19 @@
 """fastcore.monarch: float32 multiply at B = 4096 for n = 4096 (64 blocks) and n = 1024 (32
 blocks), against the dense NumPy matmul with the same matrix and a batched-matmul-plus-copies
 NumPy implementation of the same factors (the reference implementation's structure). Compute
-floor: 4·B·n·√n flops at the FMA peak; memory floor: x read and y written once."""
+floor: 4·B·n·√n flops at the FMA peak; memory floor: x read and y written once.
+
+GPU (when one is available): the fused kernel (cuda/monarch) at B = 8192 and B = 1, n = 1024 / 32
+blocks and n = 4096 / 64 blocks, bfloat16 (where CuPy can hold it), float16 and float32, against
+the CuPy composition it replaces (monarch._gpu_multiply: two cuBLAS batched products in float32
+plus copies) and cuBLAS dense (cupy.matmul with the same matrix in the same dtype). Memory floor:
+x read, y written and the weights read once (notes/monarch.md §6.1, "fused")."""
 
 from __future__ import annotations
 
 import numpy as np
 
+import fastcore
 from fastcore import monarch as M
 from harness import Case, max_rel_error
 
@@ -66,4 +73,56 @@ def cases(ctx):
             peers={"numpy dense matvec": lambda x=x, d=dense: x @ d.T},
             flops=4.0 * batch_small * n * m,
         ))
+    out.extend(gpu_cases(ctx, rng))
+    return out
+
+
+def _gpu_dtypes(cp):
+    names = []
+    try:
+        import ml_dtypes
+
+        cp.asarray(np.zeros(1, ml_dtypes.bfloat16))
+        names.append(("bf16", np.dtype(ml_dtypes.bfloat16)))
+    except Exception:  # no ml_dtypes, or a CuPy without bfloat16
+        pass
+    return names + [("f16", np.dtype(np.float16)), ("f32", np.dtype(np.float32))]
+
+
+def gpu_cases(ctx, rng):
+    if not fastcore.cuda_available():
+        return []
+    import cupy as cp
+
+    out = []
+    for label, dtype in _gpu_dtypes(cp):
+        for n, nb, batch in ((1024, 32, ctx.size(8192, 1024)), (4096, 64, ctx.size(8192, 1024)), (4096, 64, 1)):
+            m = n // nb
+            w1_h = rng.standard_normal((nb, m, m)) / np.sqrt(m)
+            w2_h = rng.standard_normal((nb, m, m)) / np.sqrt(m)
+            x_h = rng.standard_normal((batch, n))
+            w1, w2, x = (cp.asarray(a.astype(dtype)) for a in (w1_h, w2_h, x_h))
+            y = cp.empty((batch, n), dtype=dtype)
+            dense = M.to_dense(w1, w2)                    # (n, n) in the same dtype, for cuBLAS
+            dense_t = cp.ascontiguousarray(dense.T)
+            plan = M._gpu_plan(x, w1, w2)
+            peers = {"cupy composition (2 bmm + copies, f32)": lambda x=x, w1=w1, w2=w2: M._gpu_multiply(x, w1, w2)}
+            try:
+                cp.matmul(x[:1], dense_t)
+                peers["cuBLAS dense (cupy.matmul)"] = lambda x=x, d=dense_t: cp.matmul(x, d)
+            except Exception:  # a CuPy without matmul for this dtype
+                pass
+            x64 = x_h[:64].astype(dtype).astype(np.float64)
+            d64 = M.to_dense(w1_h.astype(dtype).astype(np.float64), w2_h.astype(dtype).astype(np.float64))
+            out.append(Case(
+                family="monarch", device="cuda",
+                name=f"multiply {label} B={batch} n={n} blocks={nb}",
+                compiled=lambda x=x, w1=w1, w2=w2, y=y: M.multiply(x, w1, w2, out=y),
+                peers=peers,
+                flops=4.0 * batch * n * m,
+                bytes=(2 * batch * n + 2 * nb * m * m) * dtype.itemsize,
+                check=lambda x=x, w1=w1, w2=w2, x64=x64, d64=d64: max_rel_error(
+                    M.multiply(x[:64], w1, w2), x64 @ d64.T),
+                note=f"fused kernel: {plan['kernel']}, {plan['rows']} rows/block, {plan['shared_bytes']} B shared",
+            ))
     return out

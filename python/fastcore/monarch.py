@@ -12,8 +12,13 @@ stage-1 result stays in cache, both permutations are folded into the addressing 
 register-tiled FMA micro-kernels per ISA, tiles in parallel. Bitwise identical for any thread count
 and SIMD level; the weight gradients reduce the batch in a fixed number of chunks (no atomics).
 
-CUDA (CuPy: float32, float16, bfloat16 with float32 arithmetic, complex64): batched matrix products
-through CuPy (cuBLAS) with the permutations as strided views — a composed path, not a fused kernel.
+CUDA (CuPy arrays: float32, float16, bfloat16 with float32 accumulation, complex64): ``multiply`` and
+``multiply_adjoint`` (so also dx of ``multiply_backward``) run one fused kernel (cuda/monarch) for
+float32/float16/bfloat16 C-contiguous operands whose intermediate tile fits in shared memory: stage 1
+into shared memory with P_mid folded into its addressing, stage 2 from there with P_out folded into
+the stores; tensor cores (WMMA) for the 16-bit forward when P, Q, R, S are multiples of 16. Other
+cases (complex64, non-contiguous operands, intermediates too large for shared memory) and the weight
+gradients use batched matrix products through CuPy (cuBLAS) with the permutations as strided views.
 
 Non-finite values propagate as IEEE arithmetic does (no checks, no masking). Structural zeros of M
 are never multiplied, so an inf in x reaches only the outputs connected to it (a dense product
@@ -92,7 +97,7 @@ def _apply(v, name, w1, w2, out, adjoint):
         (kernels.adjoint if adjoint else kernels.multiply)(
             np.ascontiguousarray(v), np.ascontiguousarray(w1), np.ascontiguousarray(w2), result,
             _batch(v.shape))
-    else:
+    elif not _gpu_fused(v, w1, w2, result, adjoint):
         result[...] = (_gpu_adjoint if adjoint else _gpu_multiply)(v, w1, w2)
     return result
 
@@ -141,7 +146,59 @@ def to_dense(w1, w2):
     return multiply(eye, w1, w2).T.copy()
 
 
-# --- GPU: CuPy composition (cuBLAS batched products, permutations as views) ------------------------
+# --- GPU: fused kernel (cuda/monarch) where it applies, else a CuPy composition ---------------------
+
+_FUSED_DTYPE = {"float32": 0, "float16": 1, "bfloat16": 2}   # codes of cuda/monarch/monarch.cuh
+
+
+def _fused_module():
+    """fastcore._cuda.monarch, or None in a build without it (CuPy arrays then take the CuPy path,
+    as they did before the fused kernel existed)."""
+    if _backend.cuda_unavailable_reason() is not None:
+        return None
+    return getattr(_backend.cuda(), "monarch", None)
+
+
+def _fused_args(v, w1, w2):
+    """(module, dtype code) when the fused kernel may take these operands, else None."""
+    code = _FUSED_DTYPE.get(v.dtype.name)
+    if code is None or not (v.flags.c_contiguous and w1.flags.c_contiguous and w2.flags.c_contiguous):
+        return None
+    module = _fused_module()
+    return None if module is None else (module, code)
+
+
+def _gpu_fused(v, w1, w2, out, adjoint):
+    """Runs the fused kernel into ``out`` and returns True, or returns False (nothing done) when it
+    does not apply: complex64, a non-C-contiguous operand, or an intermediate tile that does not fit
+    in this GPU's shared memory (the kernel decides; see docs/architecture.md)."""
+    args = _fused_args(v, w1, w2)
+    if args is None:
+        return False
+    module, code = args
+    K, Q, P = w1.shape
+    L, S, R = w2.shape
+    ptr = _backend.data_pointer
+    return module.multiply(code, adjoint, ptr(v), ptr(w1), ptr(w2), ptr(out),
+                         _batch(v.shape), K, Q, P, L, S, R, _backend.stream_handle())
+
+
+def _gpu_plan(v, w1, w2, adjoint=False):
+    """Which fused kernel ``multiply`` (``multiply_adjoint`` when adjoint) would run for these
+    operands: a dict {'kernel': 'none' | 'simt' | 'tensor_core' | 'cupy', 'rows', 'shared_bytes',
+    'tc_rows'} ('cupy': not offered to the fused kernel at all). For tests and benchmarks."""
+    args = _fused_args(v, w1, w2)
+    if args is None:
+        return {"kernel": "cupy", "rows": 0, "shared_bytes": 0, "tc_rows": 0}
+    module, code = args
+    K, Q, P = w1.shape
+    L, S, R = w2.shape
+    ptr = _backend.data_pointer
+    return module.plan(code, adjoint, ptr(v), ptr(w1), ptr(w2), _batch(v.shape),
+                       K, Q, P, L, S, R)
+
+
+# The unfused path: cuBLAS batched products through CuPy, the permutations as strided views.
 
 def _gpu_compute(a):
     cp = _backend.array_module("cuda")
@@ -184,7 +241,9 @@ def _gpu_backward(x, w1, w2, dy):
     zp = z.reshape(B, R, L).transpose(0, 2, 1)                                # (B, L, R)
     dyb = _gpu_compute(dy).reshape(B, S, L).transpose(0, 2, 1)                # (B, L, S)
     dw2 = cp.einsum("bls,blr->lsr", dyb, cp.conj(zp))
-    dx = _gpu_adjoint(dy, w1, w2)
+    dx = cp.empty(dy.shape[:-1] + (K * P,), dtype=dy.dtype)
+    if not _gpu_fused(dy, w1, w2, dx, True):                                 # dx = dy conj(M)
+        dx = _gpu_adjoint(dy, w1, w2)
     dzp = cp.matmul(cp.conj(_gpu_compute(w2)).transpose(0, 2, 1)[None], dyb[..., None])[..., 0]
     dz = dzp.transpose(0, 2, 1).reshape(B, K, Q)
     dw1 = cp.einsum("bkq,bkp->kqp", dz, cp.conj(xb))
