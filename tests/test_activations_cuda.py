@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gpu_arrays import cupy, on_gpu
 
 from fastcore import activations as A
 from fastcore.reference import activations as R
@@ -21,27 +22,6 @@ pytestmark = pytest.mark.cuda
 
 MAPS = ["softmax", "log_softmax", "sparsemax", "entmax15"]
 TOL = {"float64": 1e-12, "float32": 5e-6, "float16": 1e-3, "bfloat16": 8e-3}
-
-
-def cupy():
-    import cupy as cp
-
-    return cp
-
-
-def storage(name):
-    if name == "bfloat16":
-        ml_dtypes = pytest.importorskip("ml_dtypes")
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
-
-
-def on_gpu(x_host, dtype_name):
-    cp = cupy()
-    try:
-        return cp.asarray(x_host.astype(storage(dtype_name)))
-    except (TypeError, ValueError) as exc:  # a CuPy without bfloat16
-        pytest.skip(f"CuPy cannot hold {dtype_name}: {exc}")
 
 
 def poisoned_like(x):

@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 import pytest
+from gpu_arrays import cupy, on_gpu, storage
 
 from fastcore import monarch as M
 from fastcore.reference import monarch as R
@@ -43,31 +44,10 @@ SHAPES = [
 ]
 
 
-def cupy():
-    import cupy as cp
-
-    return cp
-
-
 def device_info():
     from fastcore import _backend
 
     return _backend.cuda().device_info()
-
-
-def storage(name):
-    if name == "bfloat16":
-        ml_dtypes = pytest.importorskip("ml_dtypes")
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
-
-
-def on_gpu(a, dtype_name):
-    cp = cupy()
-    try:
-        return cp.asarray(np.ascontiguousarray(a.astype(storage(dtype_name))))
-    except (TypeError, ValueError) as exc:  # a CuPy without bfloat16
-        pytest.skip(f"CuPy cannot hold {dtype_name}: {exc}")
 
 
 def host64(a):
