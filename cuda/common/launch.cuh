@@ -37,13 +37,25 @@ void launch(const char* name, void (*kernel)(KernelArgs...), dim3 grid, dim3 blo
                     std::string("launch of ") + name + ": block has too many threads");
   }
   if (shared_bytes > dev.shared_mem_per_block) {
-    if (shared_bytes > dev.shared_mem_per_block_optin) {
+    // Above the default 48 KiB the kernel must opt in. Its static shared memory counts against
+    // the same per-block limit, so the dynamic maximum is the opt-in limit minus that.
+    cudaFuncAttributes attributes{};
+    check(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(kernel)), name, __FILE__,
+          __LINE__);
+    const std::size_t dynamic_limit =
+        dev.shared_mem_per_block_optin > attributes.sharedSizeBytes
+            ? dev.shared_mem_per_block_optin - attributes.sharedSizeBytes
+            : 0;
+    if (shared_bytes > dynamic_limit) {
       throw CudaError(cudaErrorInvalidConfiguration,
                       std::string("launch of ") + name + ": needs more shared memory than the device has");
     }
+    // Raise the kernel's limit to that maximum, not to this launch's size: the attribute is per
+    // kernel, so with several host threads launching the same kernel at different sizes, a
+    // per-launch value could be lowered by one thread just before another thread's launch.
     check(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
                                cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               static_cast<int>(shared_bytes)),
+                               static_cast<int>(dynamic_limit)),
           name, __FILE__, __LINE__);
   }
   kernel<<<grid, block, shared_bytes, stream>>>(std::forward<Args>(args)...);
