@@ -11,22 +11,6 @@ import pytest
 from fastcore._interop import accepts_dlpack, export_dlpack, is_foreign_array, to_native
 
 
-class Foreign:
-    """A minimal array library speaking DLPack and the array-API namespace protocol."""
-
-    def __init__(self, data):
-        self._data = data
-
-    def __dlpack__(self, **kwargs):
-        return self._data.__dlpack__(**kwargs)
-
-    def __dlpack_device__(self):
-        return self._data.__dlpack_device__()
-
-    def __array_namespace__(self, api_version=None):
-        return types.SimpleNamespace(from_dlpack=lambda x: Foreign(np.from_dlpack(x)))
-
-
 class NoWayBack:
     """Exports DLPack but offers no from_dlpack anywhere."""
 
@@ -38,6 +22,13 @@ class NoWayBack:
 
     def __dlpack_device__(self):
         return self._data.__dlpack_device__()
+
+
+class Foreign(NoWayBack):
+    """A minimal array library speaking DLPack and the array-API namespace protocol."""
+
+    def __array_namespace__(self, api_version=None):
+        return types.SimpleNamespace(from_dlpack=lambda x: Foreign(np.from_dlpack(x)))
 
 
 @accepts_dlpack

@@ -364,31 +364,25 @@ unsigned threads_for_row(std::int64_t n) {
   return t;
 }
 
-constexpr std::int64_t kMaxGrid = 1 << 30;
-
 template <class T>
 void forward_typed(const ForwardParams& p, cudaStream_t stream) {
   if (p.inner == 1) {
-    const auto grid = static_cast<unsigned>(p.outer < kMaxGrid ? p.outer : kMaxGrid);
-    launch("activations_forward_rows", forward_rows_kernel<T>, dim3(grid), dim3(threads_for_row(p.n)), 0,
-           stream, p);
+    launch("activations_forward_rows", forward_rows_kernel<T>, dim3(grid_stride_blocks(p.outer)),
+           dim3(threads_for_row(p.n)), 0, stream, p);
   } else {
-    const std::int64_t blocks = ceil_div<std::int64_t>(p.outer * p.inner, 256);
-    const auto grid = static_cast<unsigned>(blocks < kMaxGrid ? blocks : kMaxGrid);
-    launch("activations_forward_columns", forward_columns_kernel<T>, dim3(grid), dim3(256), 0, stream, p);
+    const dim3 grid(grid_stride_blocks(ceil_div<std::int64_t>(p.outer * p.inner, 256)));
+    launch("activations_forward_columns", forward_columns_kernel<T>, grid, dim3(256), 0, stream, p);
   }
 }
 
 template <class T>
 void backward_typed(const BackwardParams& p, cudaStream_t stream) {
   if (p.inner == 1) {
-    const auto grid = static_cast<unsigned>(p.outer < kMaxGrid ? p.outer : kMaxGrid);
-    launch("activations_backward_rows", backward_rows_kernel<T>, dim3(grid), dim3(threads_for_row(p.n)), 0,
-           stream, p);
+    launch("activations_backward_rows", backward_rows_kernel<T>, dim3(grid_stride_blocks(p.outer)),
+           dim3(threads_for_row(p.n)), 0, stream, p);
   } else {
-    const std::int64_t blocks = ceil_div<std::int64_t>(p.outer * p.inner, 256);
-    const auto grid = static_cast<unsigned>(blocks < kMaxGrid ? blocks : kMaxGrid);
-    launch("activations_backward_columns", backward_columns_kernel<T>, dim3(grid), dim3(256), 0, stream, p);
+    const dim3 grid(grid_stride_blocks(ceil_div<std::int64_t>(p.outer * p.inner, 256)));
+    launch("activations_backward_columns", backward_columns_kernel<T>, grid, dim3(256), 0, stream, p);
   }
 }
 

@@ -23,6 +23,13 @@ __host__ __device__ constexpr T ceil_div(T a, T b) {
   return (a + b - 1) / b;
 }
 
+// Blocks to launch for a grid-stride kernel with `work_blocks` blocks' worth of work: all of them
+// up to 2^30 (the kernel's loop covers the rest), 0 when there is no work (launch() then skips).
+inline unsigned grid_stride_blocks(std::int64_t work_blocks) {
+  constexpr std::int64_t kMaxBlocks = std::int64_t(1) << 30;
+  return static_cast<unsigned>(work_blocks <= 0 ? 0 : work_blocks < kMaxBlocks ? work_blocks : kMaxBlocks);
+}
+
 template <class... KernelArgs, class... Args>
 void launch(const char* name, void (*kernel)(KernelArgs...), dim3 grid, dim3 block,
             std::size_t shared_bytes, cudaStream_t stream, Args&&... args) {

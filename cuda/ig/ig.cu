@@ -12,10 +12,7 @@ namespace {
 
 constexpr int kThreads = 256;
 
-inline unsigned grid_for(std::int64_t n) {
-  const std::int64_t blocks = ceil_div<std::int64_t>(n, kThreads);
-  return static_cast<unsigned>(blocks < 65535 * 8 ? (blocks > 0 ? blocks : 0) : 65535 * 8);
-}
+inline unsigned grid_for(std::int64_t n) { return grid_stride_blocks(ceil_div<std::int64_t>(n, kThreads)); }
 
 template <class T>
 __global__ void interpolate_kernel(const T* __restrict__ x, const T* __restrict__ xb, std::int64_t xb_row_stride,

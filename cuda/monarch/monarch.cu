@@ -53,8 +53,6 @@ constexpr int kSimtMaxRows = 8;
 // Below this many rows per tile (when the batch has at least this many rows) every weight element is
 // re-read from L2 for too few rows and the cuBLAS composition is preferred (plan() returns kNone).
 constexpr int kSimtMinRows = 4;
-// Grid cap: blocks loop over tiles beyond it (grid-stride), so any batch size is covered.
-constexpr i64 kMaxGrid = i64(1) << 30;
 
 // Rows of a tile that exist: min(tile size, rows left), rows left >= 1 inside the tile loops.
 __device__ __forceinline__ int tile_rows(int tile, i64 left) {
@@ -343,7 +341,7 @@ std::size_t simt_shared_bytes(int rows, i64 n_mid) {
 template <class T, int kRows>
 void launch_simt_rows(const Params& p, const Dims& d, cudaStream_t stream) {
   const i64 tiles = ceil_div<i64>(d.batch, kRows);
-  const dim3 grid(static_cast<unsigned>(std::min(tiles, kMaxGrid)));
+  const dim3 grid(grid_stride_blocks(tiles));  // blocks loop over the tiles beyond it
   const std::size_t smem = simt_shared_bytes(kRows, d.n_mid);
   if (p.adjoint)
     launch("monarch_simt_adjoint", simt_adjoint_kernel<T, kRows>, grid, dim3(kThreads), smem, stream,
@@ -369,7 +367,7 @@ void launch_simt(const Params& p, const Dims& d, int rows, cudaStream_t stream) 
 template <class T>
 void launch_tc(const Params& p, const Dims& d, std::size_t smem, cudaStream_t stream) {
   const i64 tiles = d.batch / kTcRows;
-  const dim3 grid(static_cast<unsigned>(std::min(tiles, kMaxGrid)));
+  const dim3 grid(grid_stride_blocks(tiles));  // blocks loop over the tiles beyond it
   launch("monarch_tc_forward", tc_forward_kernel<T>, grid, dim3(kThreads), smem, stream,
          static_cast<const T*>(p.in), static_cast<const T*>(p.w1), static_cast<const T*>(p.w2),
          static_cast<T*>(p.out), d);
