@@ -205,3 +205,41 @@ def test_reference_package_is_float64():
     y = fastcore.reference.exp(x)
     assert y.dtype == np.float64
     np.testing.assert_array_equal(y, np.exp(x.astype(np.float64)))
+
+
+def _compiled_modules():
+    mods = [_cpu]
+    try:
+        from fastcore import _cuda
+        mods.append(_cuda)
+    except ImportError:
+        pass
+    return mods
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ELF symbol tables")
+@pytest.mark.skipif(bool(_cpu.build_info()["sanitize"]), reason="the sanitizer build exports more on purpose")
+@pytest.mark.parametrize("module", _compiled_modules(), ids=lambda m: m.__name__)
+def test_extension_modules_export_only_their_init_function(module):
+    """cmake/python_module.map: nothing but PyInit_<name> is exported, so a statically linked C++
+    or CUDA runtime inside a module cannot be mixed with another extension's copy (seen on a GPU
+    machine whose toolchain linked libstdc++ statically: formatting an int in an error message
+    crashed the interpreter)."""
+    import shutil
+
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("no nm (binutils) on this machine")
+    out = subprocess.run([nm, "-D", "--defined-only", module.__file__], capture_output=True,
+                         text=True, check=True).stdout
+    exported = sorted(line.split()[-1] for line in out.splitlines() if line.strip())
+    name = module.__name__.rsplit(".", 1)[-1]
+    assert exported == [f"PyInit_{name}"]
+
+
+def test_compiled_error_messages_format_numbers():
+    """A C++-side check whose message formats an integer raises ValueError carrying it (the path
+    that crashed when two C++ runtimes were mixed in one process)."""
+    x = np.ones(4, np.float32)
+    with pytest.raises(ValueError, match="unknown map 9"):
+        _cpu.activations.forward(9, x, None, x, 1, 4, 1, 1.0, 0.0, 0)
