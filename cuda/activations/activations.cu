@@ -243,8 +243,14 @@ __device__ void forward_row(const RowView<T>& row, const ForwardParams& p, const
     sparse_row(row, p.map, p.scale, p.alpha, p.n_iter, red);
 }
 
+// Block sizes. A row block has up to kMaxRowThreads threads (threads_for_row); the launch bound
+// makes the compiler keep the row kernels within 64 registers a thread, else a 1024-thread block
+// cannot launch (cudaErrorLaunchOutOfResources: 65536 registers per SM on sm_80..sm_90).
+constexpr unsigned kMaxRowThreads = 1024;
+constexpr unsigned kColumnThreads = 256;
+
 template <class T>
-__global__ void forward_rows_kernel(ForwardParams p) {
+__global__ void __launch_bounds__(kMaxRowThreads) forward_rows_kernel(ForwardParams p) {
   __shared__ double scratch_d[32];
   __shared__ float scratch_f[32];
   const BlockReducer red{scratch_d, scratch_f};
@@ -257,7 +263,7 @@ __global__ void forward_rows_kernel(ForwardParams p) {
 }
 
 template <class T>
-__global__ void forward_columns_kernel(ForwardParams p) {
+__global__ void __launch_bounds__(kColumnThreads) forward_columns_kernel(ForwardParams p) {
   const ThreadReducer red;
   const T* x = static_cast<const T*>(p.x);
   T* y = static_cast<T*>(p.y);
@@ -334,7 +340,7 @@ __device__ void backward_row(const T* y, const T* dy, T* dx, std::int64_t n, std
 }
 
 template <class T>
-__global__ void backward_rows_kernel(BackwardParams p) {
+__global__ void __launch_bounds__(kMaxRowThreads) backward_rows_kernel(BackwardParams p) {
   __shared__ double scratch_d[32];
   __shared__ float scratch_f[32];
   const BlockReducer red{scratch_d, scratch_f};
@@ -346,7 +352,7 @@ __global__ void backward_rows_kernel(BackwardParams p) {
 }
 
 template <class T>
-__global__ void backward_columns_kernel(BackwardParams p) {
+__global__ void __launch_bounds__(kColumnThreads) backward_columns_kernel(BackwardParams p) {
   const ThreadReducer red;
   const std::int64_t columns = p.outer * p.inner;
   for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < columns;
@@ -357,10 +363,10 @@ __global__ void backward_columns_kernel(BackwardParams p) {
   }
 }
 
-// Threads per row-block: enough for ~8 elements per thread, 32..1024 (a power of two).
+// Threads per row-block: enough for ~8 elements per thread, 32..kMaxRowThreads (a power of two).
 unsigned threads_for_row(std::int64_t n) {
   unsigned t = 32;
-  while (t < 1024 && static_cast<std::int64_t>(t) * 8 < n) t *= 2;
+  while (t < kMaxRowThreads && static_cast<std::int64_t>(t) * 8 < n) t *= 2;
   return t;
 }
 
@@ -370,8 +376,8 @@ void forward_typed(const ForwardParams& p, cudaStream_t stream) {
     launch("activations_forward_rows", forward_rows_kernel<T>, dim3(grid_stride_blocks(p.outer)),
            dim3(threads_for_row(p.n)), 0, stream, p);
   } else {
-    const dim3 grid(grid_stride_blocks(ceil_div<std::int64_t>(p.outer * p.inner, 256)));
-    launch("activations_forward_columns", forward_columns_kernel<T>, grid, dim3(256), 0, stream, p);
+    const dim3 grid(grid_stride_blocks(ceil_div<std::int64_t>(p.outer * p.inner, kColumnThreads)));
+    launch("activations_forward_columns", forward_columns_kernel<T>, grid, dim3(kColumnThreads), 0, stream, p);
   }
 }
 
@@ -381,8 +387,8 @@ void backward_typed(const BackwardParams& p, cudaStream_t stream) {
     launch("activations_backward_rows", backward_rows_kernel<T>, dim3(grid_stride_blocks(p.outer)),
            dim3(threads_for_row(p.n)), 0, stream, p);
   } else {
-    const dim3 grid(grid_stride_blocks(ceil_div<std::int64_t>(p.outer * p.inner, 256)));
-    launch("activations_backward_columns", backward_columns_kernel<T>, grid, dim3(256), 0, stream, p);
+    const dim3 grid(grid_stride_blocks(ceil_div<std::int64_t>(p.outer * p.inner, kColumnThreads)));
+    launch("activations_backward_columns", backward_columns_kernel<T>, grid, dim3(kColumnThreads), 0, stream, p);
   }
 }
 

@@ -1,6 +1,7 @@
 // Kernel launch helper for .cu files: every launch goes through launch(), which
 //  - does nothing for an empty grid (a zero-sized problem is not an error),
-//  - checks the grid and block against the device's limits and raises instead of failing later,
+//  - checks the grid and block against the device's and (for blocks over 256 threads) the
+//    kernel's limits and raises instead of failing later,
 //  - opts in to more than 48 KiB of dynamic shared memory when the kernel asks for it,
 //  - launches on the caller's stream (the current CuPy stream, passed down from Python),
 //  - checks the launch with cudaGetLastError and throws CudaError naming the kernel.
@@ -9,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
 #include <utility>
 
 #include "cuda/common/check.hpp"
@@ -42,6 +44,18 @@ void launch(const char* name, void (*kernel)(KernelArgs...), dim3 grid, dim3 blo
   if (block.x * block.y * block.z > static_cast<unsigned>(dev.max_threads_per_block)) {
     throw CudaError(cudaErrorInvalidConfiguration,
                     std::string("launch of ") + name + ": block has too many threads");
+  }
+  if (block.x * block.y * block.z > 256) {
+    // A large block may need more registers than an SM has (cudaErrorLaunchOutOfResources at
+    // launch); the kernel's own limit (its __launch_bounds__ and register count) says so first.
+    cudaFuncAttributes attributes{};
+    check(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(kernel)), name, __FILE__,
+          __LINE__);
+    if (block.x * block.y * block.z > static_cast<unsigned>(attributes.maxThreadsPerBlock)) {
+      throw CudaError(cudaErrorInvalidConfiguration,
+                      std::string("launch of ") + name + ": block exceeds the kernel's thread limit (" +
+                          std::to_string(attributes.maxThreadsPerBlock) + ")");
+    }
   }
   if (shared_bytes > dev.shared_mem_per_block) {
     // Above the default 48 KiB the kernel must opt in. Its static shared memory counts against
