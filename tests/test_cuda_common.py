@@ -63,6 +63,9 @@ def test_copy_probe_on_the_current_stream(nbytes, offset, rng):
     host = rng.integers(0, 255, nbytes + offset, dtype=np.uint8)
     src = cupy.asarray(host)
     dst = cupy.full(nbytes + offset, 0xAB, dtype=cupy.uint8)  # poisoned
+    # src and dst were written on the legacy default stream, which a non-blocking stream does not
+    # wait for (racecheck's slower launches exposed this): finish that work first.
+    cupy.cuda.get_current_stream().synchronize()
     stream = cupy.cuda.Stream(non_blocking=True)
     with stream:
         _cuda._testing.copy(src.data.ptr + offset, dst.data.ptr + offset, nbytes, stream_handle())

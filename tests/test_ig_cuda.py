@@ -85,6 +85,7 @@ def test_generic_path_on_a_non_default_stream(rng):
     grad = smooth(rng, (40,))
     x = cp.asarray(rng.standard_normal((9, 40)))
     expected = ig.integrated_gradients(grad, x, n_steps=8, chunk_size=5).attributions
+    cp.cuda.get_current_stream().synchronize()  # x and expected come from the default stream
     with cp.cuda.Stream(non_blocking=True) as s:
         got = ig.integrated_gradients(grad, x, n_steps=8, chunk_size=5).attributions
         s.synchronize()
