@@ -36,6 +36,7 @@ class Case:
     check: Callable[[], str] | None = None          # returns a short "max err ..." string
     device: str = "cpu"
     note: str = ""
+    gemm_dtype: str | None = None                   # GPU: %peak against this dtype's GEMM rate
 
 
 @dataclasses.dataclass
@@ -45,6 +46,7 @@ class Context:
     copy_bandwidth_1t: float    # bytes/s, one thread
     fma_peak: float             # flop/s, float32, active SIMD level, all threads
     gpu_copy_bandwidth: float | None = None
+    gpu_gemm_rates: dict[str, float] = dataclasses.field(default_factory=dict)
     min_time: float = 0.3       # seconds of repeated runs per measurement
 
     def size(self, full: int, quick: int) -> int:
@@ -116,6 +118,23 @@ def measure_gpu_copy_bandwidth() -> float | None:
     return 2 * n / t
 
 
+def measure_gpu_gemm_rates(quick: bool) -> dict[str, float]:
+    """cuBLAS (cupy.matmul) flop/s on square products, the compute floor for GPU cases: float16
+    on the tensor cores (bfloat16 runs at the same rate on sm_80+) and float32 (CuPy's default,
+    no TF32)."""
+    if not fastcore.cuda_available():
+        return {}
+    import cupy
+
+    n = 2048 if quick else 8192
+    rates = {}
+    for name, dtype in (("f16", cupy.float16), ("f32", cupy.float32)):
+        a = cupy.random.standard_normal((n, n), dtype=cupy.float32).astype(dtype)
+        b = cupy.random.standard_normal((n, n), dtype=cupy.float32).astype(dtype)
+        rates[name] = 2.0 * n**3 / time_gpu(lambda a=a, b=b: cupy.matmul(a, b), 0.3, 50)
+    return rates
+
+
 @dataclasses.dataclass
 class Result:
     family: str
@@ -141,7 +160,12 @@ def run_case(case: Case, ctx: Context) -> Result:
     peers = {name: timer(fn, ctx.min_time) for name, fn in case.peers.items()}
     bw = ctx.gpu_copy_bandwidth if case.device == "cuda" else ctx.copy_bandwidth
     frac_bw = (case.bytes / t) / bw if case.bytes and bw else None
-    frac_peak = (case.flops / t) / ctx.fma_peak if case.flops and case.device == "cpu" else None
+    if case.flops and case.device == "cpu":
+        frac_peak = (case.flops / t) / ctx.fma_peak
+    elif case.flops and case.gemm_dtype in ctx.gpu_gemm_rates:
+        frac_peak = (case.flops / t) / ctx.gpu_gemm_rates[case.gemm_dtype]
+    else:
+        frac_peak = None
     return Result(case.family, case.name, case.device, t, t_ref, peers, frac_bw, frac_peak,
                   case.check() if case.check else "", case.note)
 

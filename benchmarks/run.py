@@ -32,6 +32,7 @@ from harness import (  # noqa: E402
     format_table,
     measure_cpu_floors,
     measure_gpu_copy_bandwidth,
+    measure_gpu_gemm_rates,
     run_case,
 )
 
@@ -71,12 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     fastcore.show_config()
     bw, bw1, peak = measure_cpu_floors(args.quick)
     gpu_bw = measure_gpu_copy_bandwidth() if args.device != "cpu" else None
+    gemm = measure_gpu_gemm_rates(args.quick) if args.device != "cpu" else {}
     ctx = Context(quick=args.quick, copy_bandwidth=bw, copy_bandwidth_1t=bw1, fma_peak=peak,
-                  gpu_copy_bandwidth=gpu_bw, min_time=0.1 if args.quick else 0.3)
+                  gpu_copy_bandwidth=gpu_bw, gpu_gemm_rates=gemm, min_time=0.1 if args.quick else 0.3)
     print(f"\nfloors: CPU copy {bw / 1e9:.1f} GB/s ({fastcore.get_num_threads()} threads; "
           f"{bw1 / 1e9:.1f} GB/s on 1), read+write counted; FMA peak {peak / 1e9:.0f} GFLOP/s "
           f"float32 ({fastcore.get_simd_level()})"
-          + (f"; GPU device copy {gpu_bw / 1e9:.0f} GB/s" if gpu_bw else ""))
+          + (f"; GPU device copy {gpu_bw / 1e9:.0f} GB/s" if gpu_bw else "")
+          + "".join(f"; cuBLAS {k} GEMM {v / 1e12:.0f} TFLOP/s" for k, v in gemm.items()))
 
     all_results = []
     for name in args.family or family_names():
@@ -100,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             "cpu": cpu_model(),
             "config": fastcore.config(),
             "floors": {"cpu_copy_bytes_per_s": bw, "cpu_copy_bytes_per_s_1thread": bw1,
-                       "cpu_fma_flops_per_s": peak, "gpu_copy_bytes_per_s": gpu_bw},
+                       "cpu_fma_flops_per_s": peak, "gpu_copy_bytes_per_s": gpu_bw,
+                       "gpu_gemm_flops_per_s": gemm},
             "env": {k: v for k, v in os.environ.items() if k.startswith("FASTCORE_")},
             "results": [dict(dataclasses.asdict(r), speedup_vs_reference=r.speedup_vs_reference)
                         for r in all_results],

@@ -120,6 +120,7 @@ def gpu_cases(ctx, rng):
                 compiled=lambda x=x, w1=w1, w2=w2, y=y: M.multiply(x, w1, w2, out=y),
                 peers=peers,
                 flops=4.0 * batch * n * m,
+                gemm_dtype="f32" if label == "f32" else "f16",
                 bytes=(2 * batch * n + 2 * nb * m * m) * dtype.itemsize,
                 check=lambda x=x, w1=w1, w2=w2, x64=x64, d64=d64: max_rel_error(
                     M.multiply(x[:64], w1, w2), x64 @ d64.T),

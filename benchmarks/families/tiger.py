@@ -100,8 +100,18 @@ def _cuda_cases(ctx):
     G = [cp.random.standard_normal(n, dtype=cp.float32) for n in sizes]
     M = [cp.zeros(n, cp.float32) for n in sizes]
     label = f"{sum(sizes) / 2**20:.0f}M params/200 tensors"
+
+    def cupy_tiger(beta=0.965, lr=1e-7, wd=0.01):
+        """The per-tensor CuPy loop a user would write (no guard, no accumulation): 4 kernels each."""
+        for p, g, m in zip(P, G, M):
+            m *= beta
+            m += (1 - beta) * g
+            p *= 1 - lr * wd
+            p -= lr * cp.sign(m)
+
     out.append(Case(family="tiger", name=f"tiger step f32 cuda {label}", device="cuda",
                     compiled=lambda: tiger_step(P, G, M, step=0, lr=1e-7),
+                    peers={"cupy per-tensor loop": cupy_tiger},
                     bytes=20 * sum(sizes), note="20 B/param floor; moves 28 B (reduce launch reads p and g)"))
     out.append(Case(family="tiger", name=f"tiger micro-step f32 cuda {label}", device="cuda",
                     compiled=lambda: tiger_step(P, G, M, step=0, lr=1e-7, grad_accum_steps=4, found_inf=False),
