@@ -1,5 +1,7 @@
-"""fastcore.activations on CUDA (CuPy arrays) against the float64 references: every map, both
-row schedules (last axis: a block per row; other axes: a thread per column), masks, NaN rows,
+"""fastcore.activations on CUDA (CuPy arrays) against the float64 references: every map, every
+row schedule (last axis: a block per row, from a shared-memory copy of the row when it fits
+and from global memory when it does not (n = 70001 float32/float64; 30001 for backward); other
+axes: a warp per column, or a thread per column from 2**18 columns on), masks, NaN rows,
 long rows, the backward passes, losses and top-k; outputs poisoned (NaN-filled) before each call
 so an unwritten element fails. Needs a GPU and CuPy (marker `cuda`; skipped elsewhere).
 
@@ -57,6 +59,38 @@ def test_forward_maps_match_reference(rng, dtype_name, shape, axis):
 
 
 @pytest.mark.parametrize("dtype_name", ["float64", "float32"])
+def test_many_columns_take_the_thread_per_column_schedule(rng, dtype_name):
+    """2**18 + 3 columns (a thread per column): the first and last 1000 columns against the
+    reference (columns are independent, and the NumPy reference is slow on this many), every
+    column written (no poison left) and summing to 1; the backward passes likewise."""
+    cp = cupy()
+    shape = (3, (1 << 18) + 3)
+    x_host = rng.standard_normal(shape)
+    dy_host = rng.standard_normal(shape)
+    x, dy = on_gpu(x_host, dtype_name), on_gpu(dy_host, dtype_name)
+    x_exact, dy_exact = cp.asnumpy(x).astype(np.float64), cp.asnumpy(dy).astype(np.float64)
+    ends = np.r_[0:1000, shape[1] - 1000:shape[1]]
+    tol = TOL[dtype_name]
+    backward = {"softmax": (A.softmax_backward, R.softmax_backward),
+                "sparsemax": (A.sparsemax_backward, R.sparsemax_backward),
+                "entmax15": (A.entmax15_backward, R.entmax15_backward)}
+    for name in MAPS:
+        y = getattr(A, name)(x, axis=0, out=poisoned_like(x))
+        y_host = cp.asnumpy(y).astype(np.float64)
+        if name != "log_softmax":
+            np.testing.assert_allclose(y_host.sum(axis=0), 1.0, atol=10 * tol)
+        else:
+            assert np.isfinite(y_host).all()
+        check(name, y_host[:, ends], getattr(R, name)(x_exact[:, ends], axis=0), dtype_name)
+        if name in backward:
+            fn, ref = backward[name]
+            got = cp.asnumpy(fn(y, dy, axis=0, out=poisoned_like(y))).astype(np.float64)
+            assert np.isfinite(got).all()
+            want = ref(y_host[:, ends], dy_exact[:, ends], axis=0)
+            np.testing.assert_allclose(got[:, ends], want, atol=tol * 20, rtol=tol * 20)
+
+
+@pytest.mark.parametrize("dtype_name", ["float64", "float32"])
 def test_masks_nan_rows_and_scale(rng, dtype_name):
     cp = cupy()
     x_host = rng.standard_normal((6, 300))
@@ -75,10 +109,10 @@ def test_masks_nan_rows_and_scale(rng, dtype_name):
 
 
 @pytest.mark.parametrize("dtype_name", ["float64", "float32", "bfloat16"])
-@pytest.mark.parametrize("axis", [-1, 0])
-def test_backward_matches_reference(rng, dtype_name, axis):
-    x_host = rng.standard_normal((40, 37)).astype(np.float32)
-    dy_host = rng.standard_normal((40, 37)).astype(np.float32)
+@pytest.mark.parametrize("shape, axis", [((40, 37), -1), ((40, 37), 0), ((2, 30001), -1)])
+def test_backward_matches_reference(rng, dtype_name, shape, axis):
+    x_host = rng.standard_normal(shape).astype(np.float32)
+    dy_host = rng.standard_normal(shape).astype(np.float32)
     backward = {"softmax": (A.softmax_backward, R.softmax_backward),
                 "log_softmax": (A.log_softmax_backward, R.log_softmax_backward),
                 "sparsemax": (A.sparsemax_backward, R.sparsemax_backward),

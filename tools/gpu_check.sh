@@ -6,6 +6,7 @@
 # not stop the later ones, so one run reports everything.
 #
 #   STAGES="build tests memcheck racecheck bench" LOGDIR=/tmp/out bash tools/gpu_check.sh
+#   (also: cpu-tests, resources (cuobjdump register/shared-memory use), probe (tools/gpu_probe.py))
 #
 # FASTCORE_CUDA_ARCHITECTURES defaults to 90-real (Hopper, the machine this was written for).
 set -uo pipefail
@@ -59,6 +60,12 @@ for s in $STAGES; do
         --print-limit 20 $PY -m pytest $CUDA_TESTS -q -p no:cacheprovider -x ;;
     bench)
       stage bench 300 $PY benchmarks/run.py --device cuda --out "$LOGDIR" ;;
+    resources)  # registers, spills and shared memory of every kernel
+      so=$(cd /tmp && $PY -c 'import fastcore._cuda as c; print(c.__file__)')
+      cuobjdump --dump-resource-usage "$so" > "$LOGDIR/resources.log" 2>&1
+      echo "resources: $(grep -c 'Function' "$LOGDIR/resources.log") kernels" | tee -a "$LOGDIR/status" ;;
+    probe)
+      stage probe 120 $PY tools/gpu_probe.py ;;
     *) echo "unknown stage $s"; exit 2 ;;
   esac
 done

@@ -2,9 +2,10 @@
 the float64 NumPy reference pipeline and a float32 NumPy softmax (the usual user code). Memory
 floor: 8 B per element (read x, write y) for the forward maps, 12 B for backward (y, dy -> dx).
 
-GPU (when one is available): float32 8192×8192 (256 MiB, several times the L2 cache) along the
-last axis and axis 0, against the CuPy pipeline a user would write (max, exp, sum, divide: four
-kernels; sort-based sparsemax), as a fraction of the measured device copy bandwidth."""
+GPU (when one is available): softmax and sparsemax at 4096×4096 and 8192×32768 in float32 and
+bfloat16 (issue 3's targets), the other maps and axis 0 at float32 8192×8192, against the CuPy
+pipeline a user would write (max, exp, sum, divide: four kernels; sort-based sparsemax), as a
+fraction of the measured device copy bandwidth (2 × size × itemsize bytes per forward call)."""
 
 from __future__ import annotations
 
@@ -55,44 +56,90 @@ def cupy_sparsemax(x, axis):
     return cp.moveaxis(cp.maximum(z - tau, 0), -1, axis)
 
 
+def _gpu_storage_dtypes(cp):
+    """float32, and bfloat16 where ml_dtypes and this CuPy can hold it."""
+    out = [("f32", np.dtype(np.float32))]
+    try:
+        import ml_dtypes
+
+        cp.asarray(np.zeros(1, ml_dtypes.bfloat16))
+        out.append(("bf16", np.dtype(ml_dtypes.bfloat16)))
+    except Exception:  # no ml_dtypes, or a CuPy without bfloat16
+        pass
+    return out
+
+
 def gpu_cases(ctx, rng):
+    """Issue 3's GPU targets: softmax and sparsemax forward at 4096x4096 and 8192x32768, float32
+    and bfloat16, against >= 80% of device copy bandwidth and >= 3x the CuPy pipeline; plus the
+    other maps and axis 0 at 8192x8192 float32, and the backward passes."""
     import fastcore
 
     if not fastcore.cuda_available():
         return []
     import cupy as cp
 
-    rows = n = ctx.size(8192, 1024)
-    x_h = (rng.standard_normal((rows, n)) * 3).astype(np.float32)
-    x, dy = cp.asarray(x_h), cp.asarray(rng.standard_normal((rows, n)).astype(np.float32))
-    y = cp.empty_like(x)
     out = []
-    for axis in (-1, 0):
-        for name in ("softmax", "log_softmax", "sparsemax", "entmax15"):
-            fn = getattr(A, name)
-            peers = {}
-            if name in ("softmax", "log_softmax"):
-                peers["cupy pipeline"] = lambda axis=axis, log=name == "log_softmax": cupy_softmax(x, axis, log)
-            if name == "sparsemax":
-                peers["cupy sort pipeline"] = lambda axis=axis: cupy_sparsemax(x, axis)
-            sl = (slice(0, 64),) if axis == -1 else (slice(None), slice(0, 64))
-            out.append(Case(
-                family="activations", device="cuda",
-                name=f"{name} f32 {rows}x{n} axis={axis}",
-                compiled=lambda fn=fn, axis=axis: fn(x, axis=axis, out=y),
-                peers=peers,
-                bytes=8 * x.size,
-                check=lambda fn=fn, name=name, axis=axis, sl=sl: max_rel_error(
-                    cp.asnumpy(fn(cp.ascontiguousarray(x[sl]), axis=axis)),
-                    getattr(R, name)(np.ascontiguousarray(x_h[sl]), axis=axis)),
-            ))
-    p = A.softmax(x)
-    out.append(Case(
-        family="activations", device="cuda", name=f"softmax_backward f32 {rows}x{n}",
-        compiled=lambda: A.softmax_backward(p, dy, out=y),
-        peers={"cupy pipeline": lambda: p * (dy - (p * dy).sum(axis=-1, keepdims=True))},
-        bytes=12 * x.size,
-    ))
+
+    def add(name, x, x_h, axis, label, peers_for):
+        fn = getattr(A, name)
+        y = cp.empty_like(x)
+        sl = (slice(0, 16),) if axis == -1 else (slice(None), slice(0, 16))
+        peers = {}
+        for peer_name, peer in peers_for(name, x, axis).items():
+            try:  # a CuPy without this dtype in some routine: no peer
+                peer()
+                peers[peer_name] = peer
+            except Exception:
+                pass
+        rows, n = x.shape
+        out.append(Case(
+            family="activations", device="cuda",
+            name=f"{name} {label} {rows}x{n} axis={axis}",
+            compiled=lambda fn=fn, x=x, y=y, axis=axis: fn(x, axis=axis, out=y),
+            peers=peers,
+            bytes=2 * x.size * x.dtype.itemsize,
+            check=lambda fn=fn, name=name, x=x, axis=axis, sl=sl: max_rel_error(
+                cp.asnumpy(fn(cp.ascontiguousarray(x[sl]), axis=axis)).astype(np.float64),
+                getattr(R, name)(cp.asnumpy(x[sl]).astype(np.float64), axis=axis)),
+        ))
+
+    def peers_for(name, x, axis):
+        if name in ("softmax", "log_softmax"):
+            return {"cupy pipeline": lambda: cupy_softmax(x, axis, name == "log_softmax")}
+        if name == "sparsemax":
+            return {"cupy sort pipeline": lambda: cupy_sparsemax(x, axis)}
+        return {}
+
+    shapes = [(4096, 4096), (8192, 32768)] if not ctx.quick else [(512, 1024)]
+    for rows, n in shapes:
+        x_h = (rng.standard_normal((rows, n), dtype=np.float32) * 3)
+        for label, dtype in _gpu_storage_dtypes(cp):
+            x = cp.asarray(x_h.astype(dtype))
+            for name in ("softmax", "sparsemax"):
+                add(name, x, x_h, -1, label, peers_for)
+            del x
+    rows = n = ctx.size(8192, 1024)
+    x_h = (rng.standard_normal((rows, n), dtype=np.float32) * 3)
+    x = cp.asarray(x_h)
+    for name in ("log_softmax", "entmax15"):
+        add(name, x, x_h, -1, "f32", peers_for)
+    for name in ("softmax", "log_softmax", "sparsemax", "entmax15"):
+        add(name, x, x_h, 0, "f32", peers_for)
+    dy = cp.asarray(rng.standard_normal((rows, n), dtype=np.float32))
+    y = cp.empty_like(x)
+    for name in ("softmax", "sparsemax"):
+        p = getattr(A, name)(x)
+        bwd = getattr(A, name + "_backward")
+        peers = {}
+        if name == "softmax":
+            peers["cupy pipeline"] = lambda p=p: p * (dy - (p * dy).sum(axis=-1, keepdims=True))
+        out.append(Case(
+            family="activations", device="cuda", name=f"{name}_backward f32 {rows}x{n}",
+            compiled=lambda bwd=bwd, p=p: bwd(p, dy, out=y),
+            peers=peers,
+            bytes=12 * x.size,
+        ))
     return out
 
 

@@ -1,9 +1,15 @@
-// Probability maps on the GPU. Two row schedules share one implementation of each algorithm:
-//  - inner == 1 (the axis is the last one): a block per row, the threads striding through the
-//    row (coalesced), reductions with the deterministic block_reduce of cuda/common/reduce.cuh;
-//  - inner > 1: a thread per (outer, inner) column, walking the axis with stride `inner`
-//    (neighbouring threads read neighbouring addresses, so the loads stay coalesced).
-// Every pass re-reads the row from global memory (L1/L2 serve the repeats): no row-length cap.
+// Probability maps on the GPU. Three row schedules share one implementation of each algorithm
+// (the Reducer decides who cooperates on a row):
+//  - inner == 1 (the axis is the last one): a block per row (BlockReducer, the deterministic
+//    block_reduce of cuda/common/reduce.cuh). When the row fits in shared memory the block first
+//    copies it there (16-byte loads where aligned) and every pass reads that copy, so global
+//    memory sees one read and one write per element, the floor; longer rows make each pass
+//    re-read global memory (L1/L2 serve the repeats): no row-length cap.
+//  - inner > 1 with fewer than kWarpColumnsBelow columns: a warp per (outer, inner) column
+//    (WarpReducer, shuffles only), the lanes walking the axis with stride `inner`; the warps of a
+//    block take neighbouring columns, so they share the sectors they load.
+//  - inner > 1 with many columns: a thread per column (ThreadReducer); neighbouring threads read
+//    neighbouring addresses, so the loads stay coalesced and there is parallelism enough.
 // The algorithms are those of cpp/activations/rows.simd.cpp (notes/activations.md §6): softmax
 // as max / exp-sum / write; sparsemax by Michelot's iteration from tau = max - 1; 1.5-entmax by
 // Newton from below with the exact closed-form finish; alpha-entmax by safeguarded Newton /
@@ -14,8 +20,11 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
+#include "cuda/common/device.hpp"
 #include "cuda/common/launch.cuh"
 #include "cuda/common/reduce.cuh"
 #include "cuda/common/vec.cuh"
@@ -71,6 +80,16 @@ struct ThreadReducer {
   template <class V> __device__ V sum(V v) const { return v; }
   template <class V> __device__ V max(V v) const { return v; }
   template <class V> __device__ V min(V v) const { return v; }
+};
+
+// A warp owns the row: lanes stride through it, butterfly shuffles reduce (every lane gets the
+// same result, in a fixed order). Control flow may differ between warps of a block: no barriers.
+struct WarpReducer {
+  __device__ std::int64_t first() const { return threadIdx.x & 31; }
+  __device__ std::int64_t step() const { return 32; }
+  template <class V> __device__ V sum(V v) const { return warp_reduce(v, SumOp{}); }
+  template <class V> __device__ V max(V v) const { return warp_reduce(v, MaxOp{}); }
+  __device__ double min(double v) const { return warp_reduce(v, MinOp{}); }
 };
 
 // One row: element i at x[i * stride]; mask bytes share the layout.
@@ -248,6 +267,44 @@ __device__ void forward_row(const RowView<T>& row, const ForwardParams& p, const
 // cannot launch (cudaErrorLaunchOutOfResources: 65536 registers per SM on sm_80..sm_90).
 constexpr unsigned kMaxRowThreads = 1024;
 constexpr unsigned kColumnThreads = 256;
+constexpr unsigned kColumnWarps = kColumnThreads / 32;
+// Below this many columns a thread per column leaves most of a large GPU idle (132 SMs x 2048
+// threads on an H100); a warp per column gives 32x the parallelism.
+constexpr std::int64_t kWarpColumnsBelow = std::int64_t(1) << 18;
+// Shared memory kept back from the row cache for the kernels' static reduction scratch.
+constexpr std::size_t kStaticSharedReserve = 1024;
+
+// The block copies n elements from global memory into shared memory: 16-byte packs when the
+// source is 16-byte aligned (the destination always is), several loads in flight per thread.
+template <class T>
+__device__ void copy_row_to_shared(const T* __restrict__ src, T* __restrict__ dst, std::int64_t n) {
+  constexpr int kPerPack = 16 / sizeof(T);
+  constexpr int kUnroll = 4;
+  std::int64_t done = 0;
+  if ((reinterpret_cast<std::uintptr_t>(src) & 15) == 0) {
+    const std::int64_t packs = n / kPerPack;
+    const uint4* s = reinterpret_cast<const uint4*>(src);
+    uint4* d = reinterpret_cast<uint4*>(dst);
+    const std::int64_t stride = blockDim.x;
+    for (std::int64_t i = threadIdx.x; i < packs; i += kUnroll * stride) {
+      uint4 v[kUnroll];
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k)
+        if (i + k * stride < packs) v[k] = s[i + k * stride];
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k)
+        if (i + k * stride < packs) d[i + k * stride] = v[k];
+    }
+    done = packs * kPerPack;
+  }
+  for (std::int64_t i = done + threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
+}
+
+// Dynamic shared memory, 16-byte aligned, for the cached-row kernels.
+__device__ __forceinline__ unsigned char* row_cache() {
+  extern __shared__ __align__(16) unsigned char row_cache_bytes[];
+  return row_cache_bytes;
+}
 
 template <class T>
 __global__ void __launch_bounds__(kMaxRowThreads) forward_rows_kernel(ForwardParams p) {
@@ -262,14 +319,37 @@ __global__ void __launch_bounds__(kMaxRowThreads) forward_rows_kernel(ForwardPar
   }
 }
 
+// As forward_rows_kernel, the row read once into shared memory (n * sizeof(T) bytes).
 template <class T>
+__global__ void __launch_bounds__(kMaxRowThreads) forward_rows_cached_kernel(ForwardParams p) {
+  __shared__ double scratch_d[32];
+  __shared__ float scratch_f[32];
+  const BlockReducer red{scratch_d, scratch_f};
+  T* cached = reinterpret_cast<T*>(row_cache());
+  const T* x = static_cast<const T*>(p.x);
+  T* y = static_cast<T*>(p.y);
+  for (std::int64_t r = blockIdx.x; r < p.outer; r += gridDim.x) {
+    copy_row_to_shared(x + r * p.n, cached, p.n);
+    __syncthreads();
+    const RowView<T> row{cached, p.mask ? p.mask + r * p.n : nullptr, y + r * p.n, p.n, 1};
+    forward_row(row, p, red);
+    __syncthreads();  // every pass has read the copy before the next row overwrites it
+  }
+}
+
+// Columns: a thread (ThreadReducer) or a warp (WarpReducer) per (outer, inner) column.
+template <class T, class Reducer>
 __global__ void __launch_bounds__(kColumnThreads) forward_columns_kernel(ForwardParams p) {
-  const ThreadReducer red;
+  constexpr bool kPerWarp = std::is_same<Reducer, WarpReducer>::value;
+  const Reducer red{};
   const T* x = static_cast<const T*>(p.x);
   T* y = static_cast<T*>(p.y);
   const std::int64_t columns = p.outer * p.inner;
-  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < columns;
-       t += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  const std::int64_t per_block = kPerWarp ? kColumnWarps : kColumnThreads;
+  const std::int64_t slot = kPerWarp ? threadIdx.x / 32 : threadIdx.x;
+  // t is the same for all lanes of a warp in the per-warp schedule: the loop is warp-uniform.
+  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * per_block + slot; t < columns;
+       t += static_cast<std::int64_t>(gridDim.x) * per_block) {
     const std::int64_t o = t / p.inner, c = t % p.inner;
     const std::int64_t base = o * p.n * p.inner + c;
     const RowView<T> row{x + base, p.mask ? p.mask + base : nullptr, y + base, p.n, p.inner};
@@ -351,12 +431,38 @@ __global__ void __launch_bounds__(kMaxRowThreads) backward_rows_kernel(BackwardP
   }
 }
 
+// Bytes of the y copy in the backward row cache, rounded up so the dy copy is 16-byte aligned.
+__host__ __device__ constexpr std::size_t cached_y_bytes(std::int64_t n, std::size_t elem) {
+  return (static_cast<std::size_t>(n) * elem + 15) / 16 * 16;
+}
+
+// As backward_rows_kernel, y and dy read once into shared memory.
 template <class T>
+__global__ void __launch_bounds__(kMaxRowThreads) backward_rows_cached_kernel(BackwardParams p) {
+  __shared__ double scratch_d[32];
+  __shared__ float scratch_f[32];
+  const BlockReducer red{scratch_d, scratch_f};
+  T* y_cached = reinterpret_cast<T*>(row_cache());
+  T* dy_cached = reinterpret_cast<T*>(row_cache() + cached_y_bytes(p.n, sizeof(T)));
+  for (std::int64_t r = blockIdx.x; r < p.outer; r += gridDim.x) {
+    const std::int64_t base = r * p.n;
+    copy_row_to_shared(static_cast<const T*>(p.y) + base, y_cached, p.n);
+    copy_row_to_shared(static_cast<const T*>(p.dy) + base, dy_cached, p.n);
+    __syncthreads();
+    backward_row<T>(y_cached, dy_cached, static_cast<T*>(p.dx) + base, p.n, 1, p, red);
+    __syncthreads();  // every pass has read the copies before the next row overwrites them
+  }
+}
+
+template <class T, class Reducer>
 __global__ void __launch_bounds__(kColumnThreads) backward_columns_kernel(BackwardParams p) {
-  const ThreadReducer red;
+  constexpr bool kPerWarp = std::is_same<Reducer, WarpReducer>::value;
+  const Reducer red{};
   const std::int64_t columns = p.outer * p.inner;
-  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < columns;
-       t += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  const std::int64_t per_block = kPerWarp ? kColumnWarps : kColumnThreads;
+  const std::int64_t slot = kPerWarp ? threadIdx.x / 32 : threadIdx.x;
+  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * per_block + slot; t < columns;
+       t += static_cast<std::int64_t>(gridDim.x) * per_block) {
     const std::int64_t base = (t / p.inner) * p.n * p.inner + t % p.inner;
     backward_row(static_cast<const T*>(p.y) + base, static_cast<const T*>(p.dy) + base,
                  static_cast<T*>(p.dx) + base, p.n, p.inner, p, red);
@@ -370,25 +476,57 @@ unsigned threads_for_row(std::int64_t n) {
   return t;
 }
 
+// Largest dynamic shared memory a cached-row block may use on the current device.
+std::size_t row_cache_limit() {
+  const std::size_t optin = device_info().shared_mem_per_block_optin;
+  return optin > kStaticSharedReserve ? optin - kStaticSharedReserve : 0;
+}
+
 template <class T>
 void forward_typed(const ForwardParams& p, cudaStream_t stream) {
   if (p.inner == 1) {
-    launch("activations_forward_rows", forward_rows_kernel<T>, dim3(grid_stride_blocks(p.outer)),
-           dim3(threads_for_row(p.n)), 0, stream, p);
+    const dim3 grid(grid_stride_blocks(p.outer)), block(threads_for_row(p.n));
+    const std::size_t bytes = static_cast<std::size_t>(p.n) * sizeof(T);
+    if (bytes <= row_cache_limit()) {
+      launch("activations_forward_rows_cached", forward_rows_cached_kernel<T>, grid, block, bytes, stream, p);
+    } else {
+      launch("activations_forward_rows", forward_rows_kernel<T>, grid, block, 0, stream, p);
+    }
   } else {
-    const dim3 grid(grid_stride_blocks(ceil_div<std::int64_t>(p.outer * p.inner, kColumnThreads)));
-    launch("activations_forward_columns", forward_columns_kernel<T>, grid, dim3(kColumnThreads), 0, stream, p);
+    const std::int64_t columns = p.outer * p.inner;
+    if (columns < kWarpColumnsBelow) {
+      launch("activations_forward_columns_per_warp", forward_columns_kernel<T, WarpReducer>,
+             dim3(grid_stride_blocks(ceil_div<std::int64_t>(columns, kColumnWarps))), dim3(kColumnThreads), 0,
+             stream, p);
+    } else {
+      launch("activations_forward_columns", forward_columns_kernel<T, ThreadReducer>,
+             dim3(grid_stride_blocks(ceil_div<std::int64_t>(columns, kColumnThreads))), dim3(kColumnThreads), 0,
+             stream, p);
+    }
   }
 }
 
 template <class T>
 void backward_typed(const BackwardParams& p, cudaStream_t stream) {
   if (p.inner == 1) {
-    launch("activations_backward_rows", backward_rows_kernel<T>, dim3(grid_stride_blocks(p.outer)),
-           dim3(threads_for_row(p.n)), 0, stream, p);
+    const dim3 grid(grid_stride_blocks(p.outer)), block(threads_for_row(p.n));
+    const std::size_t bytes = cached_y_bytes(p.n, sizeof(T)) + static_cast<std::size_t>(p.n) * sizeof(T);
+    if (bytes <= row_cache_limit()) {
+      launch("activations_backward_rows_cached", backward_rows_cached_kernel<T>, grid, block, bytes, stream, p);
+    } else {
+      launch("activations_backward_rows", backward_rows_kernel<T>, grid, block, 0, stream, p);
+    }
   } else {
-    const dim3 grid(grid_stride_blocks(ceil_div<std::int64_t>(p.outer * p.inner, kColumnThreads)));
-    launch("activations_backward_columns", backward_columns_kernel<T>, grid, dim3(kColumnThreads), 0, stream, p);
+    const std::int64_t columns = p.outer * p.inner;
+    if (columns < kWarpColumnsBelow) {
+      launch("activations_backward_columns_per_warp", backward_columns_kernel<T, WarpReducer>,
+             dim3(grid_stride_blocks(ceil_div<std::int64_t>(columns, kColumnWarps))), dim3(kColumnThreads), 0,
+             stream, p);
+    } else {
+      launch("activations_backward_columns", backward_columns_kernel<T, ThreadReducer>,
+             dim3(grid_stride_blocks(ceil_div<std::int64_t>(columns, kColumnThreads))), dim3(kColumnThreads), 0,
+             stream, p);
+    }
   }
 }
 
