@@ -123,7 +123,11 @@ def test_backward_matches_reference(rng, dtype_name, shape, axis):
         y_exact = cupy().asnumpy(y).astype(np.float64)
         dy_exact = cupy().asnumpy(dy).astype(np.float64)
         got = cupy().asnumpy(fn(y, dy, axis=axis, out=poisoned_like(y), scale=1.5)).astype(np.float64)
-        want = ref(y_exact, dy_exact, axis=axis, scale=1.5)
+        if y_exact.shape[axis] <= 4096:
+            want = ref(y_exact, dy_exact, axis=axis, scale=1.5)
+        else:  # the reference forms n x n Jacobians (40 s at n = 30001): the CPU kernels, which
+            # are tested against it, in float64 on the same values
+            want = fn(y_exact, dy_exact, axis=axis, scale=1.5)
         np.testing.assert_allclose(got, want, atol=TOL[dtype_name] * 20, rtol=TOL[dtype_name] * 20)
 
 
