@@ -21,16 +21,17 @@ def numpy_softmax(x, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def numpy_sparsemax(x, axis):
-    """Sort-based sparsemax in float32 NumPy (Martins & Astudillo Alg. 1), the usual port."""
-    z = np.moveaxis(x, axis, -1)
-    zs = -np.sort(-z, axis=-1)
-    k = np.arange(1, z.shape[-1] + 1, dtype=x.dtype)
-    cums = np.cumsum(zs, axis=-1)
+def sort_sparsemax(x, axis, xp=np):
+    """Sort-based sparsemax (Martins & Astudillo Alg. 1), the usual port, in NumPy or (xp=cupy)
+    CuPy: sort, cumsum, support size, threshold."""
+    z = xp.moveaxis(x, axis, -1)
+    zs = -xp.sort(-z, axis=-1)
+    k = xp.arange(1, z.shape[-1] + 1, dtype=x.dtype)
+    cums = xp.cumsum(zs, axis=-1)
     support = (1 + k * zs) > cums
     kstar = support.sum(-1, keepdims=True)
-    tau = (np.take_along_axis(cums, kstar - 1, -1) - 1) / kstar
-    return np.moveaxis(np.maximum(z - tau, 0), -1, axis)
+    tau = (xp.take_along_axis(cums, kstar - 1, -1) - 1) / kstar
+    return xp.moveaxis(xp.maximum(z - tau, 0), -1, axis)
 
 
 def cupy_softmax(x, axis, log=False):
@@ -41,19 +42,6 @@ def cupy_softmax(x, axis, log=False):
         return z - cp.log(cp.exp(z).sum(axis=axis, keepdims=True))
     e = cp.exp(z)
     return e / e.sum(axis=axis, keepdims=True)
-
-
-def cupy_sparsemax(x, axis):
-    """numpy_sparsemax with CuPy: sort, cumsum, support size, threshold (several kernels)."""
-    import cupy as cp
-
-    z = cp.moveaxis(x, axis, -1)
-    zs = -cp.sort(-z, axis=-1)
-    k = cp.arange(1, z.shape[-1] + 1, dtype=x.dtype)
-    cums = cp.cumsum(zs, axis=-1)
-    kstar = ((1 + k * zs) > cums).sum(-1, keepdims=True)
-    tau = (cp.take_along_axis(cums, kstar - 1, -1) - 1) / kstar
-    return cp.moveaxis(cp.maximum(z - tau, 0), -1, axis)
 
 
 def _gpu_storage_dtypes(cp):
@@ -108,7 +96,7 @@ def gpu_cases(ctx, rng):
         if name in ("softmax", "log_softmax"):
             return {"cupy pipeline": lambda: cupy_softmax(x, axis, name == "log_softmax")}
         if name == "sparsemax":
-            return {"cupy sort pipeline": lambda: cupy_sparsemax(x, axis)}
+            return {"cupy sort pipeline": lambda: sort_sparsemax(x, axis, cp)}
         return {}
 
     shapes = [(4096, 4096), (8192, 32768)] if not ctx.quick else [(512, 1024)]
@@ -158,7 +146,7 @@ def cases(ctx):
             if name == "softmax":
                 peers["numpy float32"] = lambda axis=axis: numpy_softmax(x, axis)
             if name == "sparsemax":
-                peers["numpy sort float32"] = lambda axis=axis: numpy_sparsemax(x, axis)
+                peers["numpy sort float32"] = lambda axis=axis: sort_sparsemax(x, axis)
             out.append(Case(
                 family="activations",
                 name=f"{name} f32 {rows}x{n} axis={axis}",

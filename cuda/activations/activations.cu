@@ -482,52 +482,47 @@ std::size_t row_cache_limit() {
   return optin > kStaticSharedReserve ? optin - kStaticSharedReserve : 0;
 }
 
-template <class T>
-void forward_typed(const ForwardParams& p, cudaStream_t stream) {
+// Launches the schedule for p (see the top of the file). kernels/names: rows cached in shared
+// memory (cached_bytes of it), rows from global memory, a warp per column, a thread per column.
+template <class Params>
+void launch_schedule(void (*const kernels[4])(Params), const char* const names[4], std::size_t cached_bytes,
+                     const Params& p, cudaStream_t stream) {
   if (p.inner == 1) {
     const dim3 grid(grid_stride_blocks(p.outer)), block(threads_for_row(p.n));
-    const std::size_t bytes = static_cast<std::size_t>(p.n) * sizeof(T);
-    if (bytes <= row_cache_limit()) {
-      launch("activations_forward_rows_cached", forward_rows_cached_kernel<T>, grid, block, bytes, stream, p);
+    if (cached_bytes <= row_cache_limit()) {
+      launch(names[0], kernels[0], grid, block, cached_bytes, stream, p);
     } else {
-      launch("activations_forward_rows", forward_rows_kernel<T>, grid, block, 0, stream, p);
+      launch(names[1], kernels[1], grid, block, 0, stream, p);
     }
-  } else {
-    const std::int64_t columns = p.outer * p.inner;
-    if (columns < kWarpColumnsBelow) {
-      launch("activations_forward_columns_per_warp", forward_columns_kernel<T, WarpReducer>,
-             dim3(grid_stride_blocks(ceil_div<std::int64_t>(columns, kColumnWarps))), dim3(kColumnThreads), 0,
-             stream, p);
-    } else {
-      launch("activations_forward_columns", forward_columns_kernel<T, ThreadReducer>,
-             dim3(grid_stride_blocks(ceil_div<std::int64_t>(columns, kColumnThreads))), dim3(kColumnThreads), 0,
-             stream, p);
-    }
+    return;
   }
+  const std::int64_t columns = p.outer * p.inner;
+  const int k = columns < kWarpColumnsBelow ? 2 : 3;
+  const std::int64_t columns_per_block = k == 2 ? kColumnWarps : kColumnThreads;
+  launch(names[k], kernels[k], dim3(grid_stride_blocks(ceil_div<std::int64_t>(columns, columns_per_block))),
+         dim3(kColumnThreads), 0, stream, p);
+}
+
+template <class T>
+void forward_typed(const ForwardParams& p, cudaStream_t stream) {
+  static const char* const names[4] = {"activations_forward_rows_cached", "activations_forward_rows",
+                                       "activations_forward_columns_per_warp", "activations_forward_columns"};
+  void (*const kernels[4])(ForwardParams) = {forward_rows_cached_kernel<T>, forward_rows_kernel<T>,
+                                             forward_columns_kernel<T, WarpReducer>,
+                                             forward_columns_kernel<T, ThreadReducer>};
+  launch_schedule(kernels, names, static_cast<std::size_t>(p.n) * sizeof(T), p, stream);
 }
 
 template <class T>
 void backward_typed(const BackwardParams& p, cudaStream_t stream) {
-  if (p.inner == 1) {
-    const dim3 grid(grid_stride_blocks(p.outer)), block(threads_for_row(p.n));
-    const std::size_t bytes = cached_y_bytes(p.n, sizeof(T)) + static_cast<std::size_t>(p.n) * sizeof(T);
-    if (bytes <= row_cache_limit()) {
-      launch("activations_backward_rows_cached", backward_rows_cached_kernel<T>, grid, block, bytes, stream, p);
-    } else {
-      launch("activations_backward_rows", backward_rows_kernel<T>, grid, block, 0, stream, p);
-    }
-  } else {
-    const std::int64_t columns = p.outer * p.inner;
-    if (columns < kWarpColumnsBelow) {
-      launch("activations_backward_columns_per_warp", backward_columns_kernel<T, WarpReducer>,
-             dim3(grid_stride_blocks(ceil_div<std::int64_t>(columns, kColumnWarps))), dim3(kColumnThreads), 0,
-             stream, p);
-    } else {
-      launch("activations_backward_columns", backward_columns_kernel<T, ThreadReducer>,
-             dim3(grid_stride_blocks(ceil_div<std::int64_t>(columns, kColumnThreads))), dim3(kColumnThreads), 0,
-             stream, p);
-    }
-  }
+  static const char* const names[4] = {"activations_backward_rows_cached", "activations_backward_rows",
+                                       "activations_backward_columns_per_warp", "activations_backward_columns"};
+  void (*const kernels[4])(BackwardParams) = {backward_rows_cached_kernel<T>, backward_rows_kernel<T>,
+                                              backward_columns_kernel<T, WarpReducer>,
+                                              backward_columns_kernel<T, ThreadReducer>};
+  // y and dy, the dy copy starting 16-byte aligned
+  launch_schedule(kernels, names, cached_y_bytes(p.n, sizeof(T)) + static_cast<std::size_t>(p.n) * sizeof(T), p,
+                  stream);
 }
 
 }  // namespace
