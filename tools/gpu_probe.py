@@ -10,7 +10,6 @@ import numpy as np
 
 from fastcore import activations as A
 from fastcore import monarch as M
-from fastcore import s4
 
 rng = np.random.default_rng(0)
 

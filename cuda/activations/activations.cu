@@ -24,7 +24,6 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "cuda/common/device.hpp"
 #include "cuda/common/launch.cuh"
 #include "cuda/common/reduce.cuh"
 #include "cuda/common/vec.cuh"
@@ -271,8 +270,6 @@ constexpr unsigned kColumnWarps = kColumnThreads / 32;
 // Below this many columns a thread per column leaves most of a large GPU idle (132 SMs x 2048
 // threads on an H100); a warp per column gives 32x the parallelism.
 constexpr std::int64_t kWarpColumnsBelow = std::int64_t(1) << 18;
-// Shared memory kept back from the row cache for the kernels' static reduction scratch.
-constexpr std::size_t kStaticSharedReserve = 1024;
 
 // The block copies n elements from global memory into shared memory: 16-byte packs when the
 // source is 16-byte aligned (the destination always is), several loads in flight per thread.
@@ -476,12 +473,6 @@ unsigned threads_for_row(std::int64_t n) {
   return t;
 }
 
-// Largest dynamic shared memory a cached-row block may use on the current device.
-std::size_t row_cache_limit() {
-  const std::size_t optin = device_info().shared_mem_per_block_optin;
-  return optin > kStaticSharedReserve ? optin - kStaticSharedReserve : 0;
-}
-
 // Launches the schedule for p (see the top of the file). kernels/names: rows cached in shared
 // memory (cached_bytes of it), rows from global memory, a warp per column, a thread per column.
 template <class Params>
@@ -489,7 +480,8 @@ void launch_schedule(void (*const kernels[4])(Params), const char* const names[4
                      const Params& p, cudaStream_t stream) {
   if (p.inner == 1) {
     const dim3 grid(grid_stride_blocks(p.outer)), block(threads_for_row(p.n));
-    if (cached_bytes <= row_cache_limit()) {
+    // The cached-row kernel when the copy fits beside its static shared memory (launch.cuh's limit).
+    if (cached_bytes <= max_dynamic_shared_bytes(names[0], kernels[0])) {
       launch(names[0], kernels[0], grid, block, cached_bytes, stream, p);
     } else {
       launch(names[1], kernels[1], grid, block, 0, stream, p);

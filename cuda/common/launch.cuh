@@ -32,6 +32,29 @@ inline unsigned grid_stride_blocks(std::int64_t work_blocks) {
   return static_cast<unsigned>(work_blocks <= 0 ? 0 : work_blocks < kMaxBlocks ? work_blocks : kMaxBlocks);
 }
 
+// The kernel's compiled limits: maxThreadsPerBlock (its __launch_bounds__ and register count)
+// and sharedSizeBytes (its static shared memory).
+template <class... KernelArgs>
+cudaFuncAttributes kernel_attributes(const char* name, void (*kernel)(KernelArgs...)) {
+  cudaFuncAttributes attributes{};
+  check(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(kernel)), name, __FILE__, __LINE__);
+  return attributes;
+}
+
+// The most dynamic shared memory a kernel with these attributes can be launched with on `dev`:
+// static shared memory counts against the same per-block opt-in limit.
+inline std::size_t dynamic_shared_limit(const cudaFuncAttributes& attributes, const DeviceInfo& dev) {
+  return dev.shared_mem_per_block_optin > attributes.sharedSizeBytes
+             ? dev.shared_mem_per_block_optin - attributes.sharedSizeBytes
+             : 0;
+}
+
+// The same for a kernel on the current device (for callers choosing between schedules).
+template <class... KernelArgs>
+std::size_t max_dynamic_shared_bytes(const char* name, void (*kernel)(KernelArgs...)) {
+  return dynamic_shared_limit(kernel_attributes(name, kernel), device_info());
+}
+
 template <class... KernelArgs, class... Args>
 void launch(const char* name, void (*kernel)(KernelArgs...), dim3 grid, dim3 block,
             std::size_t shared_bytes, cudaStream_t stream, Args&&... args) {
@@ -41,43 +64,36 @@ void launch(const char* name, void (*kernel)(KernelArgs...), dim3 grid, dim3 blo
     throw CudaError(cudaErrorInvalidConfiguration,
                     std::string("launch of ") + name + ": grid.y/grid.z exceed the device limit");
   }
-  if (block.x * block.y * block.z > static_cast<unsigned>(dev.max_threads_per_block)) {
+  const unsigned threads = block.x * block.y * block.z;
+  if (threads > static_cast<unsigned>(dev.max_threads_per_block)) {
     throw CudaError(cudaErrorInvalidConfiguration,
                     std::string("launch of ") + name + ": block has too many threads");
   }
-  if (block.x * block.y * block.z > 256) {
+  // Large blocks and large shared memory depend on the kernel's compiled limits (one query).
+  const bool big_block = threads > 256, big_shared = shared_bytes > dev.shared_mem_per_block;
+  if (big_block || big_shared) {
+    const cudaFuncAttributes attributes = kernel_attributes(name, kernel);
     // A large block may need more registers than an SM has (cudaErrorLaunchOutOfResources at
-    // launch); the kernel's own limit (its __launch_bounds__ and register count) says so first.
-    cudaFuncAttributes attributes{};
-    check(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(kernel)), name, __FILE__,
-          __LINE__);
-    if (block.x * block.y * block.z > static_cast<unsigned>(attributes.maxThreadsPerBlock)) {
+    // launch): the kernel's thread limit says so first.
+    if (threads > static_cast<unsigned>(attributes.maxThreadsPerBlock)) {
       throw CudaError(cudaErrorInvalidConfiguration,
                       std::string("launch of ") + name + ": block exceeds the kernel's thread limit (" +
                           std::to_string(attributes.maxThreadsPerBlock) + ")");
     }
-  }
-  if (shared_bytes > dev.shared_mem_per_block) {
-    // Above the default 48 KiB the kernel must opt in. Its static shared memory counts against
-    // the same per-block limit, so the dynamic maximum is the opt-in limit minus that.
-    cudaFuncAttributes attributes{};
-    check(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(kernel)), name, __FILE__,
-          __LINE__);
-    const std::size_t dynamic_limit =
-        dev.shared_mem_per_block_optin > attributes.sharedSizeBytes
-            ? dev.shared_mem_per_block_optin - attributes.sharedSizeBytes
-            : 0;
-    if (shared_bytes > dynamic_limit) {
-      throw CudaError(cudaErrorInvalidConfiguration,
-                      std::string("launch of ") + name + ": needs more shared memory than the device has");
+    if (big_shared) {
+      // Above the default 48 KiB the kernel must opt in.
+      const std::size_t dynamic_limit = dynamic_shared_limit(attributes, dev);
+      if (shared_bytes > dynamic_limit) {
+        throw CudaError(cudaErrorInvalidConfiguration,
+                        std::string("launch of ") + name + ": needs more shared memory than the device has");
+      }
+      // Raise the kernel's limit to that maximum, not to this launch's size: the attribute is per
+      // kernel, so with several host threads launching the same kernel at different sizes, a
+      // per-launch value could be lowered by one thread just before another thread's launch.
+      check(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(dynamic_limit)),
+            name, __FILE__, __LINE__);
     }
-    // Raise the kernel's limit to that maximum, not to this launch's size: the attribute is per
-    // kernel, so with several host threads launching the same kernel at different sizes, a
-    // per-launch value could be lowered by one thread just before another thread's launch.
-    check(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
-                               cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               static_cast<int>(dynamic_limit)),
-          name, __FILE__, __LINE__);
   }
   kernel<<<grid, block, shared_bytes, stream>>>(std::forward<Args>(args)...);
   check(cudaGetLastError(), name, __FILE__, __LINE__);
