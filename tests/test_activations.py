@@ -305,6 +305,34 @@ def test_backward_matches_closed_form_jacobians(rng, name, dtype, shape, axis):
     np.testing.assert_allclose(got, want, atol=tol, rtol=tol)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, inner", [(2500, 70), (1024, 16), (1, 33), (5, 200), (3000, 17)])
+def test_backward_down_columns_has_the_row_paths_bits(rng, dtype, n, inner):
+    """axis != -1 with >= 16 columns runs the column-vectorised backward strips (256-byte strips,
+    the column sums in the row kernel's order). Every column's dx must equal the contiguous row
+    path bit for bit, for every map and special columns: a NaN in y, a column with no support
+    (all zeros: sparse maps), -inf entries (log-softmax of masked entries), a one-hot column."""
+    x = logits(rng, (2, n, inner), dtype)
+    dy = rng.standard_normal((2, n, inner)).astype(dtype)
+    for name in MAPS + ["entmax_bisect"]:
+        alpha = (1.7,) if name == "entmax_bisect" else ()
+        y = getattr(A, name)(x, *alpha, axis=1)
+        if n > 1:
+            y[0, n // 2, 3] = np.nan
+            y[1, :, 9] = -np.inf if name == "log_softmax" else 0
+            y[1, n - 1, 11] = 0 if name == "log_softmax" else 1
+            y[1, : n // 3, 5] = -np.inf if name == "log_softmax" else y[1, : n // 3, 5]
+        fn = A.entmax_bisect_backward if name == "entmax_bisect" else BACKWARD[name]
+        kwargs = {} if name == "entmax_bisect" else {"scale": -1.25}
+        got = fn(y, dy, *alpha, axis=1, **kwargs)
+        want = fn(*(np.ascontiguousarray(np.moveaxis(v, 1, -1)) for v in (y, dy)), *alpha, **kwargs)
+        assert np.array_equal(np.moveaxis(got, 1, -1), want, equal_nan=True), name
+        if n > 1 and name != "log_softmax":  # log-softmax's NaN stays in its entry (dy - e^y sum dy)
+            assert np.all(np.isnan(got[0, :, 3])), name
+        if n > 1 and name != "softmax":
+            assert np.all(got[1, :, 9] == 0), name
+
+
 @pytest.mark.parametrize("name", MAPS + ["entmax_bisect"])
 def test_backward_matches_finite_differences(rng, name):
     """Central differences of the forward map in float64 (h = 1e-6: error ~h^2 + eps/h ~ 1e-10),
@@ -398,6 +426,13 @@ def _all_outputs(x, dy, target, mask):
     outs.append(A.topk_softmax(x, 5))
     outs += [BACKWARD[name](getattr(A, name)(x), dy) for name in MAPS]
     outs += [v for name in LOSSES for v in LOSSES[name][0](x, target)]
+    # The mapped axis not the last: column strips (backward, 1500 columns), register-blocked
+    # transposes with row and column tails (67 rows, 1500 = 23 tiles + 28 columns; 12 columns).
+    outs += [BACKWARD[name](getattr(A, name)(x, axis=0), dy, axis=0) for name in MAPS]
+    narrow, narrow_dy = np.ascontiguousarray(x[:, :12]), np.ascontiguousarray(dy[:, :12])
+    outs += [BACKWARD[name](getattr(A, name)(narrow, axis=0), narrow_dy, axis=0) for name in MAPS]
+    outs.append(A.topk_softmax(x, 5, axis=0))
+    outs += [v for name in LOSSES for v in LOSSES[name][0](x, np.arange(1500) % 67, axis=0)]
     return outs
 
 

@@ -158,14 +158,15 @@ def cases(ctx):
                     np.nan_to_num(fn(small), neginf=0), np.nan_to_num(getattr(R, name)(small), neginf=0)),
             ))
     dy = rng.standard_normal(x.shape).astype(np.float32)
-    for name in ("softmax", "sparsemax", "entmax15"):
-        p = getattr(A, name)(x)
-        bwd = getattr(A, name + "_backward")
-        out.append(Case(
-            family="activations",
-            name=f"{name}_backward f32 {rows}x{n}",
-            compiled=lambda bwd=bwd, p=p: bwd(p, dy, out=y),
-            bytes=12 * x.size,
-        ))
+    for axis in (-1, 0):
+        for name in ("softmax", "sparsemax", "entmax15"):
+            p = getattr(A, name)(x, axis=axis)
+            bwd = getattr(A, name + "_backward")
+            out.append(Case(
+                family="activations",
+                name=f"{name}_backward f32 {rows}x{n}" + (" axis=0" if axis == 0 else ""),
+                compiled=lambda bwd=bwd, p=p, axis=axis: bwd(p, dy, axis=axis, out=y),
+                bytes=12 * x.size,
+            ))
     out.extend(gpu_cases(ctx, rng))
     return out

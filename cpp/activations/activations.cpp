@@ -18,23 +18,58 @@ namespace activations {
 
 namespace {
 
-// Columns gathered per tile when the mapped axis is not the last: 16 float32 = one cache line.
-constexpr std::int64_t kTileColumns = 16;
+// The mapped axis not the last: the column-strip kernels run when at least this many neighbouring
+// columns share a row segment (fewer would leave their vectors mostly empty).
+constexpr std::int64_t kMinStripColumns = 16;
 
-// dst[j*n + i] = src[i*inner + j]: `width` strided rows into contiguous ones (and back).
-template <class E>
-void gather(const E* src, std::int64_t n, std::int64_t inner, std::int64_t width, E* dst) {
-  for (std::int64_t i = 0; i < n; ++i) {
-    const E* s = src + i * inner;
-    for (std::int64_t j = 0; j < width; ++j) dst[j * n + i] = s[j];
-  }
+// Columns gathered per tile by the gather path: row segments of kStripBytes (as the strips: a
+// shorter segment per row, rows `inner` apart, streams at a fraction of the bandwidth), fewer
+// when a tile's scratch buffer would exceed kTileScratchBytes (long columns), down to one
+// 64-byte line. Only speed depends on it: every column is mapped by the same row kernel.
+constexpr std::int64_t kTileScratchBytes = std::int64_t{4} << 20;
+template <class T>
+std::int64_t tile_columns(std::int64_t n) {
+  constexpr std::int64_t line = 64 / static_cast<std::int64_t>(sizeof(T));
+  const std::int64_t most = kStripBytes / static_cast<std::int64_t>(sizeof(T));
+  const std::int64_t fit = kTileScratchBytes / (n * static_cast<std::int64_t>(sizeof(T)));
+  return std::max(line, std::min(most, fit / line * line));
 }
+
+// Row stride (in elements) of a tile's scratch rows: n rounded up to whole 64-byte lines, then
+// to an odd number of lines. Rows a power-of-two number of lines apart (n = 4096: 16 KiB) fall
+// into the same L1 set, so the transpose's 16 write streams evicted each other; an odd stride
+// puts the 16 rows into 16 different sets.
 template <class E>
-void scatter(const E* src, std::int64_t n, std::int64_t inner, std::int64_t width, E* dst) {
-  for (std::int64_t i = 0; i < n; ++i) {
-    E* d = dst + i * inner;
-    for (std::int64_t j = 0; j < width; ++j) d[j] = src[j * n + i];
-  }
+std::int64_t scratch_stride(std::int64_t n) {
+  constexpr std::int64_t line = 64 / static_cast<std::int64_t>(sizeof(E));
+  std::int64_t lines = (n + line - 1) / line;
+  if (lines % 2 == 0) ++lines;
+  return lines * line;
+}
+
+// dst[j*ld + i] = src[i*inner + j] for i < n, j < width: `width` strided columns into
+// contiguous scratch rows (gather) and back (scatter); float and double go through the
+// ISA-dispatched register-blocked transpose, the uint8 mask element by element.
+void gather(const float* src, std::int64_t n, std::int64_t inner, std::int64_t width, float* dst,
+            std::int64_t ld) {
+  FASTCORE_ISA_DISPATCH(transpose_f32)(src, n, width, inner, dst, ld);
+}
+void gather(const double* src, std::int64_t n, std::int64_t inner, std::int64_t width,
+            double* dst, std::int64_t ld) {
+  FASTCORE_ISA_DISPATCH(transpose_f64)(src, n, width, inner, dst, ld);
+}
+void gather(const std::uint8_t* src, std::int64_t n, std::int64_t inner, std::int64_t width,
+            std::uint8_t* dst, std::int64_t ld) {
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < width; ++j) dst[j * ld + i] = src[i * inner + j];
+}
+void scatter(const float* src, std::int64_t n, std::int64_t inner, std::int64_t width, float* dst,
+             std::int64_t ld) {
+  FASTCORE_ISA_DISPATCH(transpose_f32)(src, width, n, ld, dst, inner);
+}
+void scatter(const double* src, std::int64_t n, std::int64_t inner, std::int64_t width,
+             double* dst, std::int64_t ld) {
+  FASTCORE_ISA_DISPATCH(transpose_f64)(src, width, n, ld, dst, inner);
 }
 
 // Runs body(offset, rows, contiguous) over the layout's rows with a fixed partition:
@@ -42,7 +77,7 @@ void scatter(const E* src, std::int64_t n, std::int64_t inner, std::int64_t widt
 //   contiguous = false: `rows` strided columns starting at element `offset` (stride inner),
 //                       to be gathered by the body.
 // `bytes_per_element` sizes the chunks (grain_for), never the partition's dependence on threads.
-template <class Body>
+template <class T, class Body>
 void for_row_tiles(const Layout& layout, std::int64_t bytes_per_element, Body&& body) {
   const std::int64_t n = layout.n;
   if (layout.inner == 1) {
@@ -52,25 +87,26 @@ void for_row_tiles(const Layout& layout, std::int64_t bytes_per_element, Body&& 
     });
     return;
   }
-  const std::int64_t tiles = (layout.inner + kTileColumns - 1) / kTileColumns;
+  const std::int64_t width = tile_columns<T>(n);
+  const std::int64_t tiles = (layout.inner + width - 1) / width;
   const std::int64_t items = layout.outer * tiles;
-  const std::int64_t grain = grain_for(items, n * kTileColumns * bytes_per_element);
+  const std::int64_t grain = grain_for(items, n * width * bytes_per_element);
   parallel_for(0, items, grain, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t item = lo; item < hi; ++item) {
       const std::int64_t o = item / tiles;
-      const std::int64_t c0 = (item % tiles) * kTileColumns;
-      body(o * n * layout.inner + c0, std::min(kTileColumns, layout.inner - c0), false);
+      const std::int64_t c0 = (item % tiles) * width;
+      body(o * n * layout.inner + c0, std::min(width, layout.inner - c0), false);
     }
   });
 }
 
 void forward_rows(int map, const float* x, const std::uint8_t* m, float* y, std::int64_t rows,
-                  std::int64_t n, double scale, double alpha, int n_iter) {
-  FASTCORE_ISA_DISPATCH(forward_rows_f32)(map, x, m, y, rows, n, scale, alpha, n_iter);
+                  std::int64_t n, std::int64_t ld, double scale, double alpha, int n_iter) {
+  FASTCORE_ISA_DISPATCH(forward_rows_f32)(map, x, m, y, rows, n, ld, scale, alpha, n_iter);
 }
 void forward_rows(int map, const double* x, const std::uint8_t* m, double* y, std::int64_t rows,
-                  std::int64_t n, double scale, double alpha, int n_iter) {
-  FASTCORE_ISA_DISPATCH(forward_rows_f64)(map, x, m, y, rows, n, scale, alpha, n_iter);
+                  std::int64_t n, std::int64_t ld, double scale, double alpha, int n_iter) {
+  FASTCORE_ISA_DISPATCH(forward_rows_f64)(map, x, m, y, rows, n, ld, scale, alpha, n_iter);
 }
 void softmax_columns(bool log, const float* x, const std::uint8_t* m, float* y, std::int64_t n,
                      std::int64_t inner, std::int64_t width, double scale) {
@@ -81,37 +117,55 @@ void softmax_columns(bool log, const double* x, const std::uint8_t* m, double* y
   FASTCORE_ISA_DISPATCH(softmax_columns_f64)(log, x, m, y, n, inner, width, scale);
 }
 
-// Softmax / log-softmax with the mapped axis not the last: strips of kStripBytes of neighbouring
-// columns, mapped in place by the column-vectorised kernel (no gather/scatter). Used when a strip
-// is worth vectorising (inner >= kTileColumns) and a column is short enough for the cached branch
-// of the row kernel, whose bits the column kernel reproduces; otherwise the caller gathers.
+// Runs body(offset, width) over strips of kStripBytes of neighbouring columns (the mapped axis
+// not the last), parallel over strips with a fixed partition; `bytes_per_element` sizes chunks.
+template <class T, class Body>
+void for_column_strips(const Layout& layout, std::int64_t bytes_per_element, Body&& body) {
+  const std::int64_t n = layout.n, inner = layout.inner;
+  const std::int64_t strip = kStripBytes / static_cast<std::int64_t>(sizeof(T));
+  const std::int64_t strips = (inner + strip - 1) / strip;
+  const std::int64_t items = layout.outer * strips;
+  const std::int64_t grain = grain_for(items, n * strip * bytes_per_element);
+  parallel_for(0, items, grain, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t item = lo; item < hi; ++item) {
+      const std::int64_t o = item / strips, c0 = (item % strips) * strip;
+      body(o * n * inner + c0, std::min(strip, inner - c0));
+    }
+  });
+}
+
+// Softmax / log-softmax with the mapped axis not the last: strips mapped in place by the
+// column-vectorised kernel (no gather/scatter). Used when a strip is worth vectorising
+// (inner >= kMinStripColumns) and a column is short enough for the cached branch of the row kernel,
+// whose bits the column kernel reproduces; otherwise the caller gathers.
 template <class T>
 bool softmax_by_columns(bool log, const T* x, const std::uint8_t* mask, T* y, const Layout& layout,
                         double scale) {
   const std::int64_t n = layout.n, inner = layout.inner;
-  if (inner < kTileColumns || n * static_cast<std::int64_t>(sizeof(T)) > kCachedRowBytes) return false;
-  const std::int64_t strip = kStripBytes / static_cast<std::int64_t>(sizeof(T));
-  const std::int64_t strips = (inner + strip - 1) / strip;
-  const std::int64_t items = layout.outer * strips;
-  const std::int64_t grain = grain_for(items, n * strip * 2 * static_cast<std::int64_t>(sizeof(T)));
-  parallel_for(0, items, grain, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t item = lo; item < hi; ++item) {
-      const std::int64_t o = item / strips, c0 = (item % strips) * strip;
-      const std::int64_t offset = o * n * inner + c0;
-      softmax_columns(log, x + offset, mask ? mask + offset : nullptr, y + offset, n, inner,
-                      std::min(strip, inner - c0), scale);
-    }
+  if (inner < kMinStripColumns || n * static_cast<std::int64_t>(sizeof(T)) > kCachedRowBytes) return false;
+  for_column_strips<T>(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t width) {
+    softmax_columns(log, x + offset, mask ? mask + offset : nullptr, y + offset, n, inner, width,
+                    scale);
   });
   return true;
 }
 
+void backward_columns(int map, const float* y, const float* dy, float* dx, std::int64_t n,
+                      std::int64_t inner, std::int64_t width, double scale, double alpha) {
+  FASTCORE_ISA_DISPATCH(backward_columns_f32)(map, y, dy, dx, n, inner, width, scale, alpha);
+}
+void backward_columns(int map, const double* y, const double* dy, double* dx, std::int64_t n,
+                      std::int64_t inner, std::int64_t width, double scale, double alpha) {
+  FASTCORE_ISA_DISPATCH(backward_columns_f64)(map, y, dy, dx, n, inner, width, scale, alpha);
+}
+
 void backward_rows(int map, const float* y, const float* dy, float* dx, std::int64_t rows,
-                   std::int64_t n, double scale, double alpha) {
-  FASTCORE_ISA_DISPATCH(backward_rows_f32)(map, y, dy, dx, rows, n, scale, alpha);
+                   std::int64_t n, std::int64_t ld, double scale, double alpha) {
+  FASTCORE_ISA_DISPATCH(backward_rows_f32)(map, y, dy, dx, rows, n, ld, scale, alpha);
 }
 void backward_rows(int map, const double* y, const double* dy, double* dx, std::int64_t rows,
-                   std::int64_t n, double scale, double alpha) {
-  FASTCORE_ISA_DISPATCH(backward_rows_f64)(map, y, dy, dx, rows, n, scale, alpha);
+                   std::int64_t n, std::int64_t ld, double scale, double alpha) {
+  FASTCORE_ISA_DISPATCH(backward_rows_f64)(map, y, dy, dx, rows, n, ld, scale, alpha);
 }
 
 void check_layout(const Layout& layout) {
@@ -194,20 +248,23 @@ void forward(Map map, const T* x, const std::uint8_t* mask, T* y, Layout layout,
   if (layout.inner > 1 && (map == Map::softmax || map == Map::log_softmax) &&
       softmax_by_columns(map == Map::log_softmax, x, mask, y, layout, scale))
     return;
-  for_row_tiles(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {
+  for_row_tiles<T>(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {
     if (contiguous) {
-      forward_rows(code, x + offset, mask ? mask + offset : nullptr, y + offset, rows, n, scale,
-                   alpha, n_iter);
+      forward_rows(code, x + offset, mask ? mask + offset : nullptr, y + offset, rows, n, n,
+                   scale, alpha, n_iter);
       return;
     }
-    const auto size = static_cast<std::size_t>(rows * n);
+    // The mask's scratch rows use the same element stride as x's (uint8: odd lines or not,
+    // its rows are read once each by the row kernel).
+    const std::int64_t ld = scratch_stride<T>(n);
+    const auto size = static_cast<std::size_t>(rows * ld);
     T* bx = scratch<T>(0, size);
     T* by = scratch<T>(1, size);
     std::uint8_t* bm = mask ? scratch<std::uint8_t>(0, size) : nullptr;
-    gather(x + offset, n, layout.inner, rows, bx);
-    if (mask) gather(mask + offset, n, layout.inner, rows, bm);
-    forward_rows(code, bx, bm, by, rows, n, scale, alpha, n_iter);
-    scatter(by, n, layout.inner, rows, y + offset);
+    gather(x + offset, n, layout.inner, rows, bx, ld);
+    if (mask) gather(mask + offset, n, layout.inner, rows, bm, ld);
+    forward_rows(code, bx, bm, by, rows, n, ld, scale, alpha, n_iter);
+    scatter(by, n, layout.inner, rows, y + offset, ld);
   });
 }
 
@@ -216,16 +273,17 @@ void topk_softmax(const T* x, T* y, Layout layout, std::int64_t k) {
   check_layout(layout);
   FASTCORE_CHECK(k >= 1 && k <= layout.n, "k out of range");
   const std::int64_t n = layout.n;
-  for_row_tiles(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {
+  for_row_tiles<T>(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {
     thread_local std::vector<std::int64_t> order;
-    const auto size = static_cast<std::size_t>(contiguous ? 0 : rows * n);
+    const std::int64_t ld = contiguous ? n : scratch_stride<T>(n);
+    const auto size = static_cast<std::size_t>(contiguous ? 0 : rows * ld);
     T* bx = contiguous ? nullptr : scratch<T>(0, size);
     T* by = contiguous ? nullptr : scratch<T>(1, size);
-    if (!contiguous) gather(x + offset, n, layout.inner, rows, bx);
+    if (!contiguous) gather(x + offset, n, layout.inner, rows, bx, ld);
     const T* xs = contiguous ? x + offset : bx;
     T* ys = contiguous ? y + offset : by;
-    for (std::int64_t r = 0; r < rows; ++r) topk_row(xs + r * n, ys + r * n, n, k, order);
-    if (!contiguous) scatter(by, n, layout.inner, rows, y + offset);
+    for (std::int64_t r = 0; r < rows; ++r) topk_row(xs + r * ld, ys + r * ld, n, k, order);
+    if (!contiguous) scatter(by, n, layout.inner, rows, y + offset, ld);
   });
 }
 
@@ -234,19 +292,27 @@ void backward(Map map, const T* y, const T* dy, T* dx, Layout layout, double sca
   check_layout(layout);
   const std::int64_t n = layout.n;
   const int code = static_cast<int>(map);
-  for_row_tiles(layout, 3 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {
+  if (layout.inner >= kMinStripColumns) {  // strips vectorised across columns: no gather/scatter
+    for_column_strips<T>(layout, 3 * sizeof(T), [&](std::int64_t offset, std::int64_t width) {
+      backward_columns(code, y + offset, dy + offset, dx + offset, n, layout.inner, width, scale,
+                       alpha);
+    });
+    return;
+  }
+  for_row_tiles<T>(layout, 3 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {
     if (contiguous) {
-      backward_rows(code, y + offset, dy + offset, dx + offset, rows, n, scale, alpha);
+      backward_rows(code, y + offset, dy + offset, dx + offset, rows, n, n, scale, alpha);
       return;
     }
-    const auto size = static_cast<std::size_t>(rows * n);
+    const std::int64_t ld = scratch_stride<T>(n);
+    const auto size = static_cast<std::size_t>(rows * ld);
     T* by = scratch<T>(0, size);
     T* bdy = scratch<T>(1, size);
     T* bdx = scratch<T>(2, size);
-    gather(y + offset, n, layout.inner, rows, by);
-    gather(dy + offset, n, layout.inner, rows, bdy);
-    backward_rows(code, by, bdy, bdx, rows, n, scale, alpha);
-    scatter(bdx, n, layout.inner, rows, dx + offset);
+    gather(y + offset, n, layout.inner, rows, by, ld);
+    gather(dy + offset, n, layout.inner, rows, bdy, ld);
+    backward_rows(code, by, bdy, bdx, rows, n, ld, scale, alpha);
+    scatter(bdx, n, layout.inner, rows, dx + offset, ld);
   });
 }
 
@@ -257,23 +323,24 @@ void loss(Map map, const T* x, const std::int64_t* target, T* loss_out, T* grad,
                  "no fused loss for this map");
   const std::int64_t n = layout.n, inner = layout.inner;
   const int code = static_cast<int>(map);
-  for_row_tiles(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {
+  for_row_tiles<T>(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {
     // Row r of this tile is (o, c): its loss/target index is o*inner + c.
     const std::int64_t o = offset / (n * inner), c0 = offset % (n * inner);
-    const auto size = static_cast<std::size_t>(contiguous ? 0 : rows * n);
+    const std::int64_t ld = contiguous ? n : scratch_stride<T>(n);
+    const auto size = static_cast<std::size_t>(contiguous ? 0 : rows * ld);
     T* bx = contiguous ? nullptr : scratch<T>(0, size);
     T* bp = contiguous ? nullptr : scratch<T>(1, size);
-    if (!contiguous) gather(x + offset, n, inner, rows, bx);
+    if (!contiguous) gather(x + offset, n, inner, rows, bx, ld);
     const T* xs = contiguous ? x + offset : bx;
     T* ps = contiguous ? grad + offset : bp;
-    forward_rows(code, xs, nullptr, ps, rows, n, 1.0, 0.0, 0);
+    forward_rows(code, xs, nullptr, ps, rows, n, ld, 1.0, 0.0, 0);
     for (std::int64_t r = 0; r < rows; ++r) {
       const std::int64_t index = contiguous ? offset / n + r : o * inner + c0 + r;
       const std::int64_t t = target[index];
       FASTCORE_CHECK(t >= 0 && t < n, "target out of range");
-      loss_out[index] = row_loss(map, xs + r * n, ps + r * n, n, t);
+      loss_out[index] = row_loss(map, xs + r * ld, ps + r * ld, n, t);
     }
-    if (!contiguous) scatter(bp, n, inner, rows, grad + offset);
+    if (!contiguous) scatter(bp, n, inner, rows, grad + offset, ld);
   });
 }
 

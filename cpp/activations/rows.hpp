@@ -10,16 +10,19 @@ namespace fastcore {
 namespace activations {
 
 FASTCORE_ISA_DECLARE(
+    // `rows` rows of length n, row r at element r * ld (ld >= n) of x, mask and y alike.
     void forward_rows_f32(int map, const float* x, const std::uint8_t* mask, float* y,
-                          std::int64_t rows, std::int64_t n, double scale, double alpha,
-                          int n_iter);
+                          std::int64_t rows, std::int64_t n, std::int64_t ld, double scale,
+                          double alpha, int n_iter);
     void forward_rows_f64(int map, const double* x, const std::uint8_t* mask, double* y,
-                          std::int64_t rows, std::int64_t n, double scale, double alpha,
-                          int n_iter);
+                          std::int64_t rows, std::int64_t n, std::int64_t ld, double scale,
+                          double alpha, int n_iter);
     void backward_rows_f32(int map, const float* y, const float* dy, float* dx,
-                           std::int64_t rows, std::int64_t n, double scale, double alpha);
+                           std::int64_t rows, std::int64_t n, std::int64_t ld, double scale,
+                           double alpha);
     void backward_rows_f64(int map, const double* y, const double* dy, double* dx,
-                           std::int64_t rows, std::int64_t n, double scale, double alpha);
+                           std::int64_t rows, std::int64_t n, std::int64_t ld, double scale,
+                           double alpha);
     // Softmax / log-softmax down `width` <= kStripBytes/sizeof(T) neighbouring columns of an
     // (n, inner) slab (row stride `inner`), vectorised across the columns: the same arithmetic
     // and summation order per column as forward_rows, so the bits equal the row path's. Only for
@@ -28,6 +31,20 @@ FASTCORE_ISA_DECLARE(
                              std::int64_t n, std::int64_t inner, std::int64_t width, double scale);
     void softmax_columns_f64(bool log, const double* x, const std::uint8_t* mask, double* y,
                              std::int64_t n, std::int64_t inner, std::int64_t width, double scale);
+    // backward_rows' arithmetic down `width` <= kStripBytes/sizeof(T) neighbouring columns of an
+    // (n, inner) slab, vectorised across the columns, with backward_row's summation order per
+    // column (the same bits as the row path), for any n.
+    void backward_columns_f32(int map, const float* y, const float* dy, float* dx, std::int64_t n,
+                              std::int64_t inner, std::int64_t width, double scale, double alpha);
+    void backward_columns_f64(int map, const double* y, const double* dy, double* dx,
+                              std::int64_t n, std::int64_t inner, std::int64_t width, double scale,
+                              double alpha);
+    // dst[c*dst_stride + r] = src[r*src_stride + c] for r < rows, c < cols (register-blocked on
+    // AVX2 and up): moves a tile of strided columns into scratch rows and back.
+    void transpose_f32(const float* src, std::int64_t rows, std::int64_t cols,
+                       std::int64_t src_stride, float* dst, std::int64_t dst_stride);
+    void transpose_f64(const double* src, std::int64_t rows, std::int64_t cols,
+                       std::int64_t src_stride, double* dst, std::int64_t dst_stride);
 )
 
 // Rows up to this many bytes are kept in cache between the softmax passes; longer rows use the

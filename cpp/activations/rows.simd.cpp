@@ -19,6 +19,10 @@
 #include "common/scratch.hpp"
 #include "common/vmath.hpp"
 
+#if FASTCORE_ISA_LEVEL >= 1
+#include <immintrin.h>
+#endif
+
 namespace fastcore {
 namespace activations {
 namespace FASTCORE_ISA_NS {
@@ -97,6 +101,17 @@ RowMax<T> row_max(const T* __restrict x, const std::uint8_t* __restrict mask, st
 template <class T>
 void fill(T* y, std::int64_t n, T value) {
   for (std::int64_t i = 0; i < n; ++i) y[i] = value;
+}
+
+// Overwrites the columns flagged `special` (a NaN, nothing to normalise) with their fill value.
+// Kept out of the main write loops, which then have no per-column select and vectorise.
+template <class T>
+void fill_special_columns(T* y, std::int64_t n, std::int64_t inner, int width, const bool* special,
+                          const T* fill_value) {
+  for (int j = 0; j < width; ++j) {
+    if (!special[j]) continue;
+    for (std::int64_t i = 0; i < n; ++i) y[i * inner + j] = fill_value[j];
+  }
 }
 
 // y[i] = exp(z_i - m) and the sum of the y[i] in ordered_sum's order (so fusing the two passes
@@ -184,6 +199,16 @@ void softmax_row(const T* __restrict x, const std::uint8_t* __restrict mask, T* 
   for (std::int64_t i = 0; i < n; ++i) y[i] *= inv;
 }
 
+// Column strips read one short segment (<= kStripBytes) per row, rows `inner` elements apart: the
+// hardware stream prefetchers do not follow that, so each pass that walks the rows of a strip
+// from memory touches the segment kPrefetchRows rows ahead.
+constexpr std::int64_t kPrefetchRows = 8;
+template <class T>
+void prefetch_segment(const T* p, int width) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int offset = 0; offset < width * static_cast<int>(sizeof(T)); offset += 64) __builtin_prefetch(c + offset);
+}
+
 // --- softmax / log-softmax down columns (mapped axis not the last) ------------------------------
 
 // One strip: `width` neighbouring columns, n rows at stride `inner`. Each pass walks the rows and
@@ -210,6 +235,7 @@ void softmax_strip(bool log, const T* __restrict x, const std::uint8_t* __restri
   for (std::int64_t i = 0; i < n; ++i) {
     const T* xr = x + i * inner;
     const std::uint8_t* mr = kMasked ? mask + i * inner : nullptr;
+    if (i + kPrefetchRows < n) prefetch_segment(xr + kPrefetchRows * inner, width);
     for (int j = 0; j < width; ++j) {
       const T z = logit<kMasked>(xr, mr, j, scale);
       m[j] = z > m[j] ? z : m[j];
@@ -227,6 +253,7 @@ void softmax_strip(bool log, const T* __restrict x, const std::uint8_t* __restri
       const T* xr = x + i * inner;
       const std::uint8_t* mr = kMasked ? mask + i * inner : nullptr;
       T* lane = acc[(i - b) % kLanes];
+      if (i + kPrefetchRows < n) prefetch_segment(xr + kPrefetchRows * inner, width);
       if (log) {
         for (int j = 0; j < width; ++j)
           lane[j] += vmath::exp_nonpositive(logit<kMasked>(xr, mr, j, scale) - m[j]);
@@ -258,15 +285,14 @@ void softmax_strip(bool log, const T* __restrict x, const std::uint8_t* __restri
     const std::uint8_t* mr = kMasked ? mask + i * inner : nullptr;
     T* yr = y + i * inner;
     if (log) {
-      for (int j = 0; j < width; ++j) {
-        const T v = (logit<kMasked>(xr, mr, j, scale) - m[j]) - factor[j];
-        yr[j] = special[j] ? fill_value[j] : v;
-      }
+      if (i + kPrefetchRows < n) prefetch_segment(xr + kPrefetchRows * inner, width);
+      for (int j = 0; j < width; ++j) yr[j] = (logit<kMasked>(xr, mr, j, scale) - m[j]) - factor[j];
     } else {
       const T* er = exps + i * kW;
-      for (int j = 0; j < width; ++j) yr[j] = special[j] ? fill_value[j] : er[j] * factor[j];
+      for (int j = 0; j < width; ++j) yr[j] = er[j] * factor[j];
     }
   }
+  fill_special_columns(y, n, inner, width, special, fill_value);
 }
 
 template <class T>
@@ -276,6 +302,235 @@ void softmax_columns(bool log, const T* x, const std::uint8_t* mask, T* y, std::
     softmax_strip<true>(log, x, mask, y, n, inner, static_cast<int>(width), static_cast<T>(scale));
   else
     softmax_strip<false>(log, x, mask, y, n, inner, static_cast<int>(width), static_cast<T>(scale));
+}
+
+// --- backward down columns (mapped axis not the last) ------------------------------------------
+
+// Per column of a strip (`width` <= kW neighbouring columns, n rows at stride `inner`): kSums
+// sums of f_s(y, dy) in ordered_sum's order — row i of a kBlock block feeds lane i % kLanes,
+// lanes combined by lane_tree_sum's tree, blocks added in double — so every column's sums have
+// the bits backward_row computes for the same column gathered into a row. Vectorised across the
+// columns of a row segment.
+template <int kSums, class T, class F>
+void strip_sums(const T* __restrict y, const T* __restrict dy, std::int64_t n,
+                std::int64_t inner, int width, F&& f,
+                double (&total)[kSums][kStripBytes / sizeof(T)]) {
+  constexpr int kW = static_cast<int>(kStripBytes / sizeof(T));
+  alignas(64) T acc[kSums][kLanes][kW];
+  for (int s = 0; s < kSums; ++s)
+    for (int j = 0; j < kW; ++j) total[s][j] = 0.0;
+  for (std::int64_t b = 0; b < n; b += kBlock) {
+    const std::int64_t e = std::min(n, b + kBlock);
+    for (int s = 0; s < kSums; ++s)
+      for (int k = 0; k < kLanes; ++k)
+        for (int j = 0; j < kW; ++j) acc[s][k][j] = T(0);
+    for (std::int64_t i = b; i < e; ++i) {
+      const T* yr = y + i * inner;
+      const T* dr = dy + i * inner;
+      const int lane = static_cast<int>((i - b) % kLanes);
+      if (i + kPrefetchRows < n) {
+        prefetch_segment(yr + kPrefetchRows * inner, width);
+        prefetch_segment(dr + kPrefetchRows * inner, width);
+      }
+      for (int j = 0; j < width; ++j) {
+        T terms[kSums];
+        f(yr[j], dr[j], terms);
+        for (int s = 0; s < kSums; ++s) acc[s][lane][j] += terms[s];
+      }
+    }
+    for (int s = 0; s < kSums; ++s) {
+      for (int half = kLanes / 2; half >= 1; half /= 2)  // lane_tree_sum, column by column
+        for (int k = 0; k < half; ++k)
+          for (int j = 0; j < kW; ++j) acc[s][k][j] += acc[s][k + half][j];
+      for (int j = 0; j < kW; ++j) total[s][j] += static_cast<double>(acc[s][0][j]);
+    }
+  }
+}
+
+// dx = g(y, dy, factor of the column) for every element of the strip, then the special columns.
+template <class T, class G>
+void strip_write(const T* __restrict y, const T* __restrict dy, T* __restrict dx,
+                 std::int64_t n, std::int64_t inner, int width, const T* __restrict factor,
+                 const bool* special, const T* fill_value, G&& g) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T* yr = y + i * inner;
+    const T* dr = dy + i * inner;
+    T* xr = dx + i * inner;
+    if (i + kPrefetchRows < n) {
+      prefetch_segment(yr + kPrefetchRows * inner, width);
+      prefetch_segment(dr + kPrefetchRows * inner, width);
+    }
+    for (int j = 0; j < width; ++j) xr[j] = g(yr[j], dr[j], factor[j]);
+  }
+  fill_special_columns(dx, n, inner, width, special, fill_value);
+}
+
+// backward_row's arithmetic, column by column over one strip: pass 1 the column sums
+// (strip_sums), pass 2 dx. The strip (n x kStripBytes of y and of dy) is re-read from the outer
+// caches by pass 2.
+template <class T>
+void backward_strip(int map, const T* __restrict y, const T* __restrict dy, T* __restrict dx,
+                    std::int64_t n, std::int64_t inner, int width, T scale, double alpha) {
+  constexpr int kW = static_cast<int>(kStripBytes / sizeof(T));
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  alignas(64) T factor[kW], fill_value[kW];
+  bool special[kW];
+  for (int j = 0; j < kW; ++j) special[j] = false, fill_value[j] = T(0), factor[j] = T(0);
+  switch (map) {
+    case kSoftmax: {  // dx = y (dy - <y, dy>)
+      double total[1][kW];
+      strip_sums<1>(y, dy, n, inner, width, [](T v, T d, T* t) { t[0] = v * d; }, total);
+      for (int j = 0; j < kW; ++j) factor[j] = static_cast<T>(total[0][j]);
+      strip_write(y, dy, dx, n, inner, width, factor, special, fill_value,
+                  [scale](T v, T d, T dot) { return (v * (d - dot)) * scale; });
+      return;
+    }
+    case kLogSoftmax: {  // dx = dy - softmax * sum(dy); entries with y = -inf get 0
+      double total[1][kW];
+      strip_sums<1>(y, dy, n, inner, width,
+                    [](T v, T d, T* t) { t[0] = v == -kInf<T> ? T(0) : d; }, total);
+      for (int j = 0; j < kW; ++j) factor[j] = static_cast<T>(total[0][j]);
+      strip_write(y, dy, dx, n, inner, width, factor, special, fill_value, [scale](T v, T d, T total) {
+        const T value = (d - vmath::exp(v) * total) * scale;
+        return v == -kInf<T> ? T(0) : value;
+      });
+      return;
+    }
+    case kSparsemax: {  // dx_i = s_i (dy_i - mean_S dy)
+      double total[3][kW];  // support size, NaNs, sum of dy over the support
+      strip_sums<3>(y, dy, n, inner, width, [](T v, T d, T* t) {
+        t[0] = v > 0 ? T(1) : T(0);
+        t[1] = v != v ? T(1) : T(0);
+        t[2] = v > 0 ? d : T(0);
+      }, total);
+      for (int j = 0; j < kW; ++j) {
+        const bool nans = total[1][j] > 0, empty = total[0][j] == 0;
+        special[j] = nans || empty;
+        fill_value[j] = nans ? nan : T(0);
+        factor[j] = special[j] ? T(0) : static_cast<T>(total[2][j] / total[0][j]);
+      }
+      strip_write(y, dy, dx, n, inner, width, factor, special, fill_value, [scale](T v, T d, T mean) {
+        const T value = (d - mean) * scale;
+        return v > 0 ? value : T(0);
+      });
+      return;
+    }
+    default: {  // alpha-entmax: g = p^(2-alpha) on S, dx = g dy - g <g, dy>/sum g
+      const bool is15 = map == kEntmax15;
+      const double power = 2.0 - alpha;
+      auto g_of = [=](T v) -> T {
+        if (!(v > 0)) return v != v ? nan : T(0);
+        return is15 ? std::sqrt(v) : static_cast<T>(std::pow(static_cast<double>(v), power));
+      };
+      double total[3][kW];  // NaNs, sum of g, sum of g dy
+      strip_sums<3>(y, dy, n, inner, width, [&](T v, T d, T* t) {
+        const T g = g_of(v);
+        t[0] = v != v ? T(1) : T(0);
+        t[1] = g;
+        t[2] = g * d;
+      }, total);
+      for (int j = 0; j < kW; ++j) {
+        const bool nans = total[0][j] > 0, empty = total[1][j] == 0;
+        special[j] = nans || empty;
+        fill_value[j] = nans ? nan : T(0);
+        factor[j] = special[j] ? T(0) : static_cast<T>(total[2][j] / total[1][j]);
+      }
+      strip_write(y, dy, dx, n, inner, width, factor, special, fill_value, [&](T v, T d, T ratio) {
+        const T g = g_of(v);
+        const T value = (g * (d - ratio)) * scale;
+        return g == T(0) ? T(0) : value;
+      });
+      return;
+    }
+  }
+}
+
+// --- transposes between strided columns and scratch rows ---------------------------------------
+
+// dst[c*dst_stride + r] = src[r*src_stride + c] for r < rows, c < cols. AVX2 and up move 8x8
+// float / 4x4 double blocks through registers (one load per source row segment, one store per
+// destination row segment); the rest, and the scalar build, element by element. The strided
+// side is prefetched by hand: rows `inner` apart are not followed by the stream prefetchers.
+template <class T>
+void transpose_scalar(const T* src, std::int64_t r0, std::int64_t r1, std::int64_t c0,
+                      std::int64_t c1, std::int64_t src_stride, T* dst, std::int64_t dst_stride) {
+  for (std::int64_t r = r0; r < r1; ++r)
+    for (std::int64_t c = c0; c < c1; ++c) dst[c * dst_stride + r] = src[r * src_stride + c];
+}
+
+#if FASTCORE_ISA_LEVEL >= 1
+constexpr std::int64_t kTransposePrefetchRows = 32;
+
+[[gnu::always_inline]] inline void transpose_block(const float* src, std::int64_t src_stride, float* dst,
+                            std::int64_t dst_stride) {
+  __m256 r[8], t[8];
+  for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(src + k * src_stride);
+  for (int k = 0; k < 8; k += 2) {  // interleave row pairs: (0 1), (2 3), (4 5), (6 7)
+    t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+    t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+  }
+  for (int k = 0; k < 8; k += 4) {  // 4-row groups: elements (c, c+4) of rows k..k+3 per lane
+    r[k] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int k = 0; k < 4; ++k) {  // low halves give columns 0..3, high halves columns 4..7
+    _mm256_storeu_ps(dst + k * dst_stride, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
+    _mm256_storeu_ps(dst + (k + 4) * dst_stride, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
+  }
+}
+[[gnu::always_inline]] inline void transpose_block(const double* src, std::int64_t src_stride, double* dst,
+                            std::int64_t dst_stride) {
+  __m256d r[4], t[4];
+  for (int k = 0; k < 4; ++k) r[k] = _mm256_loadu_pd(src + k * src_stride);
+  t[0] = _mm256_unpacklo_pd(r[0], r[1]);  // r0[0] r1[0] r0[2] r1[2]
+  t[1] = _mm256_unpackhi_pd(r[0], r[1]);  // r0[1] r1[1] r0[3] r1[3]
+  t[2] = _mm256_unpacklo_pd(r[2], r[3]);
+  t[3] = _mm256_unpackhi_pd(r[2], r[3]);
+  _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t[0], t[2], 0x20));
+  _mm256_storeu_pd(dst + dst_stride, _mm256_permute2f128_pd(t[1], t[3], 0x20));
+  _mm256_storeu_pd(dst + 2 * dst_stride, _mm256_permute2f128_pd(t[0], t[2], 0x31));
+  _mm256_storeu_pd(dst + 3 * dst_stride, _mm256_permute2f128_pd(t[1], t[3], 0x31));
+}
+#endif
+
+template <class T>
+void transpose(const T* src, std::int64_t rows, std::int64_t cols, std::int64_t src_stride,
+               T* dst, std::int64_t dst_stride) {
+#if FASTCORE_ISA_LEVEL >= 1
+  constexpr std::int64_t kB = 32 / sizeof(T);  // block side: one 256-bit register per row
+  const std::int64_t rows_b = rows / kB * kB, cols_b = cols / kB * kB;
+  if (rows >= cols) {
+    // Gather (rows = n long strided source rows, cols = the tile's width): each source row
+    // segment is read whole, its lines touched kTransposePrefetchRows rows ahead.
+    for (std::int64_t r = 0; r < rows_b; r += kB) {
+      if (r + kB + kTransposePrefetchRows <= rows)
+        for (std::int64_t k = 0; k < kB; ++k)
+          prefetch_segment(src + (r + kTransposePrefetchRows + k) * src_stride, static_cast<int>(cols));
+      for (std::int64_t c = 0; c < cols_b; c += kB)
+        transpose_block(src + r * src_stride + c, src_stride, dst + c * dst_stride + r, dst_stride);
+    }
+  } else {
+    // Scatter (cols = n long strided destination rows): each destination row segment is
+    // written whole before the next (written in two visits far apart, its line would be read
+    // for ownership twice), its lines touched for writing kTransposePrefetchRows rows ahead.
+    for (std::int64_t c = 0; c < cols_b; c += kB) {
+      if (c + kB + kTransposePrefetchRows <= cols)
+        for (std::int64_t k = 0; k < kB; ++k) {
+          const char* line = reinterpret_cast<const char*>(dst + (c + kTransposePrefetchRows + k) * dst_stride);
+          for (std::int64_t offset = 0; offset < rows * static_cast<std::int64_t>(sizeof(T)); offset += 64)
+            __builtin_prefetch(line + offset, 1);
+        }
+      for (std::int64_t r = 0; r < rows_b; r += kB)
+        transpose_block(src + r * src_stride + c, src_stride, dst + c * dst_stride + r, dst_stride);
+    }
+  }
+  transpose_scalar(src, 0, rows_b, cols_b, cols, src_stride, dst, dst_stride);
+  transpose_scalar(src, rows_b, rows, 0, cols, src_stride, dst, dst_stride);
+#else
+  transpose_scalar(src, 0, rows, 0, cols, src_stride, dst, dst_stride);
+#endif
 }
 
 // --- sparse maps: thresholds -------------------------------------------------------------------
@@ -554,12 +809,12 @@ void backward_row(int map, const T* y, const T* dy, T* dx, std::int64_t n, T sca
 
 template <class T>
 void forward_rows(int map, const T* x, const std::uint8_t* mask, T* y, std::int64_t rows,
-                  std::int64_t n, double scale, double alpha, int n_iter) {
+                  std::int64_t n, std::int64_t ld, double scale, double alpha, int n_iter) {
   for (std::int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * n;
-    const std::uint8_t* mr = mask ? mask + r * n : nullptr;
-    T* yr = y + r * n;
-    const T* next = r + 1 < rows ? xr + n : nullptr;
+    const T* xr = x + r * ld;
+    const std::uint8_t* mr = mask ? mask + r * ld : nullptr;
+    T* yr = y + r * ld;
+    const T* next = r + 1 < rows ? xr + ld : nullptr;
     if ((map == kSoftmax || map == kLogSoftmax) && mr != nullptr)
       softmax_row<true>(xr, mr, yr, n, static_cast<T>(scale), map == kLogSoftmax, next);
     else if (map == kSoftmax || map == kLogSoftmax)
@@ -573,20 +828,22 @@ void forward_rows(int map, const T* x, const std::uint8_t* mask, T* y, std::int6
 
 template <class T>
 void backward_rows(int map, const T* y, const T* dy, T* dx, std::int64_t rows, std::int64_t n,
-                   double scale, double alpha) {
+                   std::int64_t ld, double scale, double alpha) {
   for (std::int64_t r = 0; r < rows; ++r)
-    backward_row(map, y + r * n, dy + r * n, dx + r * n, n, static_cast<T>(scale), alpha);
+    backward_row(map, y + r * ld, dy + r * ld, dx + r * ld, n, static_cast<T>(scale), alpha);
 }
 
 }  // namespace
 
 void forward_rows_f32(int map, const float* x, const std::uint8_t* mask, float* y,
-                      std::int64_t rows, std::int64_t n, double scale, double alpha, int n_iter) {
-  forward_rows(map, x, mask, y, rows, n, scale, alpha, n_iter);
+                      std::int64_t rows, std::int64_t n, std::int64_t ld, double scale,
+                      double alpha, int n_iter) {
+  forward_rows(map, x, mask, y, rows, n, ld, scale, alpha, n_iter);
 }
 void forward_rows_f64(int map, const double* x, const std::uint8_t* mask, double* y,
-                      std::int64_t rows, std::int64_t n, double scale, double alpha, int n_iter) {
-  forward_rows(map, x, mask, y, rows, n, scale, alpha, n_iter);
+                      std::int64_t rows, std::int64_t n, std::int64_t ld, double scale,
+                      double alpha, int n_iter) {
+  forward_rows(map, x, mask, y, rows, n, ld, scale, alpha, n_iter);
 }
 void softmax_columns_f32(bool log, const float* x, const std::uint8_t* mask, float* y,
                          std::int64_t n, std::int64_t inner, std::int64_t width, double scale) {
@@ -596,13 +853,29 @@ void softmax_columns_f64(bool log, const double* x, const std::uint8_t* mask, do
                          std::int64_t n, std::int64_t inner, std::int64_t width, double scale) {
   softmax_columns(log, x, mask, y, n, inner, width, scale);
 }
+void backward_columns_f32(int map, const float* y, const float* dy, float* dx, std::int64_t n,
+                          std::int64_t inner, std::int64_t width, double scale, double alpha) {
+  backward_strip(map, y, dy, dx, n, inner, static_cast<int>(width), static_cast<float>(scale), alpha);
+}
+void backward_columns_f64(int map, const double* y, const double* dy, double* dx, std::int64_t n,
+                          std::int64_t inner, std::int64_t width, double scale, double alpha) {
+  backward_strip(map, y, dy, dx, n, inner, static_cast<int>(width), static_cast<double>(scale), alpha);
+}
+void transpose_f32(const float* src, std::int64_t rows, std::int64_t cols, std::int64_t src_stride,
+                   float* dst, std::int64_t dst_stride) {
+  transpose(src, rows, cols, src_stride, dst, dst_stride);
+}
+void transpose_f64(const double* src, std::int64_t rows, std::int64_t cols,
+                   std::int64_t src_stride, double* dst, std::int64_t dst_stride) {
+  transpose(src, rows, cols, src_stride, dst, dst_stride);
+}
 void backward_rows_f32(int map, const float* y, const float* dy, float* dx, std::int64_t rows,
-                       std::int64_t n, double scale, double alpha) {
-  backward_rows(map, y, dy, dx, rows, n, scale, alpha);
+                       std::int64_t n, std::int64_t ld, double scale, double alpha) {
+  backward_rows(map, y, dy, dx, rows, n, ld, scale, alpha);
 }
 void backward_rows_f64(int map, const double* y, const double* dy, double* dx, std::int64_t rows,
-                       std::int64_t n, double scale, double alpha) {
-  backward_rows(map, y, dy, dx, rows, n, scale, alpha);
+                       std::int64_t n, std::int64_t ld, double scale, double alpha) {
+  backward_rows(map, y, dy, dx, rows, n, ld, scale, alpha);
 }
 
 }  // namespace FASTCORE_ISA_NS
