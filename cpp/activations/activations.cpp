@@ -27,6 +27,11 @@ constexpr std::int64_t kMinStripColumns = 16;
 // when a tile's scratch buffer would exceed kTileScratchBytes (long columns), down to one
 // 64-byte line. Only speed depends on it: every column is mapped by the same row kernel.
 constexpr std::int64_t kTileScratchBytes = std::int64_t{4} << 20;
+// Outputs of at least this many bytes are written with non-temporal stores where a kernel can
+// (the last-axis softmax maps): they would not stay in the caches anyway, and a plain store first
+// reads the line for ownership (a third more memory traffic). The last-level cache here is 32 MiB.
+constexpr std::int64_t kStreamOutputBytes = std::int64_t{32} << 20;
+
 template <class T>
 std::int64_t tile_columns(std::int64_t n) {
   constexpr std::int64_t line = 64 / static_cast<std::int64_t>(sizeof(T));
@@ -101,12 +106,16 @@ void for_row_tiles(const Layout& layout, std::int64_t bytes_per_element, Body&& 
 }
 
 void forward_rows(int map, const float* x, const std::uint8_t* m, float* y, std::int64_t rows,
-                  std::int64_t n, std::int64_t ld, double scale, double alpha, int n_iter) {
-  FASTCORE_ISA_DISPATCH(forward_rows_f32)(map, x, m, y, rows, n, ld, scale, alpha, n_iter);
+                  std::int64_t n, std::int64_t ld, double scale, double alpha, int n_iter,
+                  bool stream_output = false) {
+  FASTCORE_ISA_DISPATCH(forward_rows_f32)(map, x, m, y, rows, n, ld, scale, alpha, n_iter,
+                                           stream_output);
 }
 void forward_rows(int map, const double* x, const std::uint8_t* m, double* y, std::int64_t rows,
-                  std::int64_t n, std::int64_t ld, double scale, double alpha, int n_iter) {
-  FASTCORE_ISA_DISPATCH(forward_rows_f64)(map, x, m, y, rows, n, ld, scale, alpha, n_iter);
+                  std::int64_t n, std::int64_t ld, double scale, double alpha, int n_iter,
+                  bool stream_output = false) {
+  FASTCORE_ISA_DISPATCH(forward_rows_f64)(map, x, m, y, rows, n, ld, scale, alpha, n_iter,
+                                           stream_output);
 }
 void softmax_columns(bool log, const float* x, const std::uint8_t* m, float* y, std::int64_t n,
                      std::int64_t inner, std::int64_t width, double scale) {
@@ -248,10 +257,13 @@ void forward(Map map, const T* x, const std::uint8_t* mask, T* y, Layout layout,
   if (layout.inner > 1 && (map == Map::softmax || map == Map::log_softmax) &&
       softmax_by_columns(map == Map::log_softmax, x, mask, y, layout, scale))
     return;
+  // An output far larger than the caches is written with streaming stores (softmax maps).
+  const bool stream_output =
+      layout.outer * n * layout.inner * static_cast<std::int64_t>(sizeof(T)) >= kStreamOutputBytes;
   for_row_tiles<T>(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {
     if (contiguous) {
       forward_rows(code, x + offset, mask ? mask + offset : nullptr, y + offset, rows, n, n,
-                   scale, alpha, n_iter);
+                   scale, alpha, n_iter, stream_output);
       return;
     }
     // The mask's scratch rows use the same element stride as x's (uint8: odd lines or not,

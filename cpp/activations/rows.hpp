@@ -11,12 +11,14 @@ namespace activations {
 
 FASTCORE_ISA_DECLARE(
     // `rows` rows of length n, row r at element r * ld (ld >= n) of x, mask and y alike.
+    // stream_output: softmax / log-softmax write y with non-temporal stores (for outputs much
+    // larger than the caches; same bits).
     void forward_rows_f32(int map, const float* x, const std::uint8_t* mask, float* y,
                           std::int64_t rows, std::int64_t n, std::int64_t ld, double scale,
-                          double alpha, int n_iter);
+                          double alpha, int n_iter, bool stream_output);
     void forward_rows_f64(int map, const double* x, const std::uint8_t* mask, double* y,
                           std::int64_t rows, std::int64_t n, std::int64_t ld, double scale,
-                          double alpha, int n_iter);
+                          double alpha, int n_iter, bool stream_output);
     void backward_rows_f32(int map, const float* y, const float* dy, float* dx,
                            std::int64_t rows, std::int64_t n, std::int64_t ld, double scale,
                            double alpha);

@@ -33,6 +33,7 @@ constexpr int kLanes = 16;
 constexpr std::int64_t kBlock = 1024;
 constexpr int kMaxIterations = 100;  // Michelot / Newton passes before the sorting fallback
 
+constexpr int kStreamScratchSlot = 1;  // scratch<T> slot of softmax_row's streamed exps
 constexpr int kSoftmax = 0, kLogSoftmax = 1, kSparsemax = 2, kEntmax15 = 3, kBisect = 4;
 
 template <class T>
@@ -145,6 +146,38 @@ double exp_shifted_sum(const T* __restrict x, const std::uint8_t* __restrict mas
   return total;
 }
 
+// y[i] = e[i] * factor (multiply) or e[i], with non-temporal stores on AVX2 and up (plain
+// stores elsewhere; the same bits either way). The caller issues store_fence() before its
+// results are handed to another thread.
+template <class T>
+void store_streaming(T* __restrict y, const T* __restrict e, std::int64_t n, T factor, bool multiply) {
+  std::int64_t i = 0;
+#if FASTCORE_ISA_LEVEL >= 1
+  constexpr std::int64_t kV = 32 / sizeof(T);
+  for (; i < n && reinterpret_cast<std::uintptr_t>(y + i) % 32 != 0; ++i) y[i] = multiply ? e[i] * factor : e[i];
+  if (reinterpret_cast<std::uintptr_t>(y + i) % 32 == 0) {
+    for (; i + kV <= n; i += kV) {
+      if constexpr (sizeof(T) == 4) {
+        __m256 v = _mm256_loadu_ps(e + i);
+        if (multiply) v = _mm256_mul_ps(v, _mm256_set1_ps(factor));
+        _mm256_stream_ps(y + i, v);
+      } else {
+        __m256d v = _mm256_loadu_pd(e + i);
+        if (multiply) v = _mm256_mul_pd(v, _mm256_set1_pd(factor));
+        _mm256_stream_pd(y + i, v);
+      }
+    }
+  }
+#endif
+  for (; i < n; ++i) y[i] = multiply ? e[i] * factor : e[i];
+}
+
+inline void store_fence() {
+#if FASTCORE_ISA_LEVEL >= 1
+  _mm_sfence();
+#endif
+}
+
 // --- softmax / log-softmax ---------------------------------------------------------------------
 
 // Rows that fit in cache: max (reads x from memory), exp into y, sum, then y *= 1/sum or
@@ -154,7 +187,7 @@ double exp_shifted_sum(const T* __restrict x, const std::uint8_t* __restrict mas
 // exp(z - m)/sum. Both orders depend only on n, so results are reproducible.
 template <bool kMasked, class T>
 void softmax_row(const T* __restrict x, const std::uint8_t* __restrict mask, T* __restrict y,
-                 std::int64_t n, T scale, bool log, const T* next_row) {
+                 std::int64_t n, T scale, bool log, const T* next_row, bool stream_output) {
   const T nan = std::numeric_limits<T>::quiet_NaN();
   T m;
   double s;
@@ -163,6 +196,18 @@ void softmax_row(const T* __restrict x, const std::uint8_t* __restrict mask, T* 
     m = row.max;
     if (row.has_nan || m == kInf<T>) return fill(y, n, nan);
     if (m == -kInf<T>) return fill(y, n, log ? -kInf<T> : T(0));  // nothing unmasked
+    if (stream_output) {
+      // Exps into L1/L2 scratch, then y written once with streaming stores: y's lines are
+      // never read for ownership (a third of the memory traffic of a large softmax).
+      T* e = scratch<T>(kStreamScratchSlot, static_cast<std::size_t>(n));
+      s = exp_shifted_sum<kMasked>(x, mask, e, n, scale, m, next_row);
+      if (log) {
+        const T log_s = static_cast<T>(std::log(s));
+        for (std::int64_t i = 0; i < n; ++i) e[i] = (logit<kMasked>(x, mask, i, scale) - m) - log_s;
+        return store_streaming(y, e, n, T(1), false);
+      }
+      return store_streaming(y, e, n, static_cast<T>(1.0 / s), true);
+    }
     s = exp_shifted_sum<kMasked>(x, mask, y, n, scale, m, next_row);
   } else {
     s = 0.0;
@@ -809,21 +854,23 @@ void backward_row(int map, const T* y, const T* dy, T* dx, std::int64_t n, T sca
 
 template <class T>
 void forward_rows(int map, const T* x, const std::uint8_t* mask, T* y, std::int64_t rows,
-                  std::int64_t n, std::int64_t ld, double scale, double alpha, int n_iter) {
+                  std::int64_t n, std::int64_t ld, double scale, double alpha, int n_iter,
+                  bool stream_output) {
   for (std::int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * ld;
     const std::uint8_t* mr = mask ? mask + r * ld : nullptr;
     T* yr = y + r * ld;
     const T* next = r + 1 < rows ? xr + ld : nullptr;
     if ((map == kSoftmax || map == kLogSoftmax) && mr != nullptr)
-      softmax_row<true>(xr, mr, yr, n, static_cast<T>(scale), map == kLogSoftmax, next);
+      softmax_row<true>(xr, mr, yr, n, static_cast<T>(scale), map == kLogSoftmax, next, stream_output);
     else if (map == kSoftmax || map == kLogSoftmax)
-      softmax_row<false>(xr, mr, yr, n, static_cast<T>(scale), map == kLogSoftmax, next);
+      softmax_row<false>(xr, mr, yr, n, static_cast<T>(scale), map == kLogSoftmax, next, stream_output);
     else if (mr != nullptr)
       sparse_row<true>(map, xr, mr, yr, n, scale, alpha, n_iter);
     else
       sparse_row<false>(map, xr, mr, yr, n, scale, alpha, n_iter);
   }
+  if (stream_output) store_fence();
 }
 
 template <class T>
@@ -837,13 +884,13 @@ void backward_rows(int map, const T* y, const T* dy, T* dx, std::int64_t rows, s
 
 void forward_rows_f32(int map, const float* x, const std::uint8_t* mask, float* y,
                       std::int64_t rows, std::int64_t n, std::int64_t ld, double scale,
-                      double alpha, int n_iter) {
-  forward_rows(map, x, mask, y, rows, n, ld, scale, alpha, n_iter);
+                      double alpha, int n_iter, bool stream_output) {
+  forward_rows(map, x, mask, y, rows, n, ld, scale, alpha, n_iter, stream_output);
 }
 void forward_rows_f64(int map, const double* x, const std::uint8_t* mask, double* y,
                       std::int64_t rows, std::int64_t n, std::int64_t ld, double scale,
-                      double alpha, int n_iter) {
-  forward_rows(map, x, mask, y, rows, n, ld, scale, alpha, n_iter);
+                      double alpha, int n_iter, bool stream_output) {
+  forward_rows(map, x, mask, y, rows, n, ld, scale, alpha, n_iter, stream_output);
 }
 void softmax_columns_f32(bool log, const float* x, const std::uint8_t* mask, float* y,
                          std::int64_t n, std::int64_t inner, std::int64_t width, double scale) {
