@@ -410,6 +410,20 @@ void strip_write(const T* __restrict y, const T* __restrict dy, T* __restrict dx
   fill_special_columns(dx, n, inner, width, special, fill_value);
 }
 
+// Per column of a strip: factor = T(numerator / denominator), or a special column — NaN-filled
+// when it holds a NaN, zero-filled when the denominator (support size, sum of g) is 0 — as the
+// sparse maps' backward_row decides for a row.
+template <class T, int kW>
+void ratio_or_special(const double (&nans)[kW], const double (&numerator)[kW],
+                      const double (&denominator)[kW], bool* special, T* fill_value, T* factor) {
+  for (int j = 0; j < kW; ++j) {
+    const bool has_nan = nans[j] > 0, empty = denominator[j] == 0;
+    special[j] = has_nan || empty;
+    fill_value[j] = has_nan ? std::numeric_limits<T>::quiet_NaN() : T(0);
+    factor[j] = special[j] ? T(0) : static_cast<T>(numerator[j] / denominator[j]);
+  }
+}
+
 // backward_row's arithmetic, column by column over one strip: pass 1 the column sums
 // (strip_sums), pass 2 dx. The strip (n x kStripBytes of y and of dy) is re-read from the outer
 // caches by pass 2.
@@ -448,12 +462,7 @@ void backward_strip(int map, const T* __restrict y, const T* __restrict dy, T* _
         t[1] = v != v ? T(1) : T(0);
         t[2] = v > 0 ? d : T(0);
       }, total);
-      for (int j = 0; j < kW; ++j) {
-        const bool nans = total[1][j] > 0, empty = total[0][j] == 0;
-        special[j] = nans || empty;
-        fill_value[j] = nans ? nan : T(0);
-        factor[j] = special[j] ? T(0) : static_cast<T>(total[2][j] / total[0][j]);
-      }
+      ratio_or_special(total[1], total[2], total[0], special, fill_value, factor);
       strip_write(y, dy, dx, n, inner, width, factor, special, fill_value, [scale](T v, T d, T mean) {
         const T value = (d - mean) * scale;
         return v > 0 ? value : T(0);
@@ -474,12 +483,7 @@ void backward_strip(int map, const T* __restrict y, const T* __restrict dy, T* _
         t[1] = g;
         t[2] = g * d;
       }, total);
-      for (int j = 0; j < kW; ++j) {
-        const bool nans = total[0][j] > 0, empty = total[1][j] == 0;
-        special[j] = nans || empty;
-        fill_value[j] = nans ? nan : T(0);
-        factor[j] = special[j] ? T(0) : static_cast<T>(total[2][j] / total[1][j]);
-      }
+      ratio_or_special(total[0], total[2], total[1], special, fill_value, factor);
       strip_write(y, dy, dx, n, inner, width, factor, special, fill_value, [&](T v, T d, T ratio) {
         const T g = g_of(v);
         const T value = (g * (d - ratio)) * scale;
