@@ -52,29 +52,33 @@ std::int64_t scratch_stride(std::int64_t n) {
   return lines * line;
 }
 
+// dst[c*dst_stride + r] = src[r*src_stride + c]: float and double through the ISA-dispatched
+// register-blocked transpose, the uint8 mask element by element.
+void transpose(const float* src, std::int64_t rows, std::int64_t cols, std::int64_t src_stride,
+               float* dst, std::int64_t dst_stride) {
+  FASTCORE_ISA_DISPATCH(transpose_f32)(src, rows, cols, src_stride, dst, dst_stride);
+}
+void transpose(const double* src, std::int64_t rows, std::int64_t cols, std::int64_t src_stride,
+               double* dst, std::int64_t dst_stride) {
+  FASTCORE_ISA_DISPATCH(transpose_f64)(src, rows, cols, src_stride, dst, dst_stride);
+}
+void transpose(const std::uint8_t* src, std::int64_t rows, std::int64_t cols,
+               std::int64_t src_stride, std::uint8_t* dst, std::int64_t dst_stride) {
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c) dst[c * dst_stride + r] = src[r * src_stride + c];
+}
+
 // dst[j*ld + i] = src[i*inner + j] for i < n, j < width: `width` strided columns into
-// contiguous scratch rows (gather) and back (scatter); float and double go through the
-// ISA-dispatched register-blocked transpose, the uint8 mask element by element.
-void gather(const float* src, std::int64_t n, std::int64_t inner, std::int64_t width, float* dst,
+// contiguous scratch rows (gather) and back (scatter).
+template <class E>
+void gather(const E* src, std::int64_t n, std::int64_t inner, std::int64_t width, E* dst,
             std::int64_t ld) {
-  FASTCORE_ISA_DISPATCH(transpose_f32)(src, n, width, inner, dst, ld);
+  transpose(src, n, width, inner, dst, ld);
 }
-void gather(const double* src, std::int64_t n, std::int64_t inner, std::int64_t width,
-            double* dst, std::int64_t ld) {
-  FASTCORE_ISA_DISPATCH(transpose_f64)(src, n, width, inner, dst, ld);
-}
-void gather(const std::uint8_t* src, std::int64_t n, std::int64_t inner, std::int64_t width,
-            std::uint8_t* dst, std::int64_t ld) {
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t j = 0; j < width; ++j) dst[j * ld + i] = src[i * inner + j];
-}
-void scatter(const float* src, std::int64_t n, std::int64_t inner, std::int64_t width, float* dst,
+template <class E>
+void scatter(const E* src, std::int64_t n, std::int64_t inner, std::int64_t width, E* dst,
              std::int64_t ld) {
-  FASTCORE_ISA_DISPATCH(transpose_f32)(src, width, n, ld, dst, inner);
-}
-void scatter(const double* src, std::int64_t n, std::int64_t inner, std::int64_t width,
-             double* dst, std::int64_t ld) {
-  FASTCORE_ISA_DISPATCH(transpose_f64)(src, width, n, ld, dst, inner);
+  transpose(src, width, n, ld, dst, inner);
 }
 
 // Runs body(offset, rows, contiguous) over the layout's rows with a fixed partition:
@@ -266,8 +270,7 @@ void forward(Map map, const T* x, const std::uint8_t* mask, T* y, Layout layout,
                    scale, alpha, n_iter, stream_output);
       return;
     }
-    // The mask's scratch rows use the same element stride as x's (uint8: odd lines or not,
-    // its rows are read once each by the row kernel).
+    // The mask's scratch rows share x's element stride (the row kernels take one stride).
     const std::int64_t ld = scratch_stride<T>(n);
     const auto size = static_cast<std::size_t>(rows * ld);
     T* bx = scratch<T>(0, size);

@@ -3,10 +3,10 @@
 //
 // Layout: the input is viewed as (outer, n, inner) C-contiguous, the map acting along n (any axis
 // of a C-contiguous array, no transposing copy). Rows with inner == 1 are processed in place.
-// For inner > 1, softmax/log-softmax map strips of neighbouring columns in place with a kernel
-// vectorised across the columns (same bits as the row path); the other maps gather a tile of up
-// to kTileColumns columns into a per-thread buffer (reading whole cache lines), map it as
-// contiguous rows, and scatter it back.
+// For inner >= 16, softmax/log-softmax (columns up to 256 KiB) and every backward map work on
+// strips of neighbouring columns in place with kernels vectorised across the columns (same bits
+// as the row path); otherwise a tile of neighbouring columns is transposed into per-thread
+// scratch rows, mapped as contiguous rows, and transposed back (activations.cpp).
 //
 // Semantics (docs in python/fastcore/activations.py): masked entries (mask byte 0) and -inf
 // logits get probability exactly 0; a row with nothing left gives zeros (log-softmax: -inf); a NaN

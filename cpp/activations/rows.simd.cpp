@@ -248,10 +248,21 @@ void softmax_row(const T* __restrict x, const std::uint8_t* __restrict mask, T* 
 // hardware stream prefetchers do not follow that, so each pass that walks the rows of a strip
 // from memory touches the segment kPrefetchRows rows ahead.
 constexpr std::int64_t kPrefetchRows = 8;
-template <class T>
-void prefetch_segment(const T* p, int width) {
+template <int kForWrite = 0, class T>
+void prefetch_segment(const T* p, std::int64_t width) {
   const char* c = reinterpret_cast<const char*>(p);
-  for (int offset = 0; offset < width * static_cast<int>(sizeof(T)); offset += 64) __builtin_prefetch(c + offset);
+  for (std::int64_t offset = 0; offset < width * static_cast<std::int64_t>(sizeof(T)); offset += 64)
+    __builtin_prefetch(c + offset, kForWrite);
+}
+
+// The end of a kBlock block of a strip: per column, the kLanes lane partials combined by
+// lane_tree_sum's tree and added to the column's double total (ordered_sum's order).
+template <class T, int kW>
+void add_lane_sums(T (&acc)[kLanes][kW], double (&total)[kW]) {
+  for (int half = kLanes / 2; half >= 1; half /= 2)
+    for (int k = 0; k < half; ++k)
+      for (int j = 0; j < kW; ++j) acc[k][j] += acc[k + half][j];
+  for (int j = 0; j < kW; ++j) total[j] += static_cast<double>(acc[0][j]);
 }
 
 // --- softmax / log-softmax down columns (mapped axis not the last) ------------------------------
@@ -310,10 +321,7 @@ void softmax_strip(bool log, const T* __restrict x, const std::uint8_t* __restri
         }
       }
     }
-    for (int half = kLanes / 2; half >= 1; half /= 2)  // lane_tree_sum, column by column
-      for (int k = 0; k < half; ++k)
-        for (int j = 0; j < kW; ++j) acc[k][j] += acc[k + half][j];
-    for (int j = 0; j < kW; ++j) total[j] += static_cast<double>(acc[0][j]);
+    add_lane_sums(acc, total);
   }
   // Pass 3: the row path's special cases per column, then the output.
   for (int j = 0; j < width; ++j) {
@@ -383,12 +391,7 @@ void strip_sums(const T* __restrict y, const T* __restrict dy, std::int64_t n,
         for (int s = 0; s < kSums; ++s) acc[s][lane][j] += terms[s];
       }
     }
-    for (int s = 0; s < kSums; ++s) {
-      for (int half = kLanes / 2; half >= 1; half /= 2)  // lane_tree_sum, column by column
-        for (int k = 0; k < half; ++k)
-          for (int j = 0; j < kW; ++j) acc[s][k][j] += acc[s][k + half][j];
-      for (int j = 0; j < kW; ++j) total[s][j] += static_cast<double>(acc[s][0][j]);
-    }
+    for (int s = 0; s < kSums; ++s) add_lane_sums(acc[s], total[s]);
   }
 }
 
@@ -550,13 +553,15 @@ void transpose(const T* src, std::int64_t rows, std::int64_t cols, std::int64_t 
 #if FASTCORE_ISA_LEVEL >= 1
   constexpr std::int64_t kB = 32 / sizeof(T);  // block side: one 256-bit register per row
   const std::int64_t rows_b = rows / kB * kB, cols_b = cols / kB * kB;
+  // The longer side is walked by the outer loop: for a tile of a long column that is the strided
+  // side (gather: source rows; scatter: destination rows).
   if (rows >= cols) {
-    // Gather (rows = n long strided source rows, cols = the tile's width): each source row
+    // Gather (rows = n strided source rows, cols = the tile's width): each source row
     // segment is read whole, its lines touched kTransposePrefetchRows rows ahead.
     for (std::int64_t r = 0; r < rows_b; r += kB) {
       if (r + kB + kTransposePrefetchRows <= rows)
         for (std::int64_t k = 0; k < kB; ++k)
-          prefetch_segment(src + (r + kTransposePrefetchRows + k) * src_stride, static_cast<int>(cols));
+          prefetch_segment(src + (r + kTransposePrefetchRows + k) * src_stride, cols);
       for (std::int64_t c = 0; c < cols_b; c += kB)
         transpose_block(src + r * src_stride + c, src_stride, dst + c * dst_stride + r, dst_stride);
     }
@@ -566,11 +571,8 @@ void transpose(const T* src, std::int64_t rows, std::int64_t cols, std::int64_t 
     // for ownership twice), its lines touched for writing kTransposePrefetchRows rows ahead.
     for (std::int64_t c = 0; c < cols_b; c += kB) {
       if (c + kB + kTransposePrefetchRows <= cols)
-        for (std::int64_t k = 0; k < kB; ++k) {
-          const char* line = reinterpret_cast<const char*>(dst + (c + kTransposePrefetchRows + k) * dst_stride);
-          for (std::int64_t offset = 0; offset < rows * static_cast<std::int64_t>(sizeof(T)); offset += 64)
-            __builtin_prefetch(line + offset, 1);
-        }
+        for (std::int64_t k = 0; k < kB; ++k)
+          prefetch_segment<1>(dst + (c + kTransposePrefetchRows + k) * dst_stride, rows);
       for (std::int64_t r = 0; r < rows_b; r += kB)
         transpose_block(src + r * src_stride + c, src_stride, dst + c * dst_stride + r, dst_stride);
     }
