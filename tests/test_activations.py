@@ -116,6 +116,45 @@ def test_softmax_down_columns_has_the_row_paths_bits(rng, dtype, n, inner):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, inner", [(2500, 70), (1024, 16), (1, 33), (2, 17), (5, 200), (20_000, 17)])
+def test_sparse_maps_down_columns_have_the_row_paths_bits(rng, dtype, n, inner):
+    """Sparsemax and the entmaxes with axis != -1 and >= 16 columns run the column-vectorised
+    strip kernel (256-byte strips; a partial strip at the right edge); columns whose candidate
+    scratch would pass 4 MiB (20000 rows) go through the gather path. Every column must equal the
+    contiguous row path bit for bit, special columns included: a NaN, a +inf, a fully masked
+    column, -inf entries, a column masked except for one entry, a constant column (every entry
+    a candidate), ties at the max."""
+    x = logits(rng, (2, n, inner), dtype)
+    mask = rng.random((2, n, inner)) > 0.2
+    if n > 1:
+        x[0, n // 2, 3] = np.nan
+        x[1, n - 1, 5] = np.inf
+        x[1, : n // 3, 9] = -np.inf
+        x[0, :, 13] = 0.625                       # constant: all candidates, p = 1/n
+        x[1, :2, 14] = x[1, :, 14].max() + 1      # a tie at the max
+    mask[0, :, 7] = False            # fully masked column
+    mask[1, :, 11] = False
+    mask[1, n - 1, 11] = True         # one survivor
+    for name, args in (("sparsemax", ()), ("entmax15", ()), ("entmax_bisect", (1.7,)),
+                       ("entmax_bisect", (2.5,))):
+        fn = getattr(A, name)
+        cases = ({}, {"mask": mask}) if name == "entmax_bisect" else \
+            ({}, {"mask": mask, "scale": -0.75}, {"scale": 2.5}, {"scale": 0.0})
+        for kwargs in cases:
+            got = fn(x, *args, axis=1, **kwargs)
+            moved = {k: np.ascontiguousarray(np.moveaxis(v, 1, -1)) if k == "mask" else v
+                     for k, v in kwargs.items()}
+            want = fn(np.ascontiguousarray(np.moveaxis(x, 1, -1)), *args, **moved)
+            assert np.array_equal(np.moveaxis(got, 1, -1), want, equal_nan=True), (name, args, kwargs)
+    y = A.sparsemax(x, axis=1, mask=mask)
+    assert np.all(y[0, :, 7] == 0) and y[1, n - 1, 11] == 1
+    if n > 1:
+        assert np.all(np.isnan(A.entmax15(x, axis=1)[0, :, 3]))
+        assert np.all(np.isnan(A.sparsemax(x, axis=1)[1, :, 5]))
+        np.testing.assert_allclose(A.sparsemax(x, axis=1)[0, :, 13], 1 / n, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("scale", [0.25, 3.0, -1.5, 0.0])
 def test_scale_is_an_inverse_temperature(rng, dtype, scale):
     x = logits(rng, (6, 50), dtype)
@@ -198,6 +237,37 @@ def test_entmax15_kkt(rng):
             tau = x[r][s] / 2 - np.sqrt(p[r][s])
             assert np.ptp(tau) < 1e-12
             assert np.all(x[r][~s] / 2 <= tau[0] + 1e-12)
+
+
+@pytest.mark.parametrize("name", ["sparsemax", "entmax15"])
+def test_entries_just_above_the_lane_extremes_threshold_stay_in_the_support(rng, name):
+    """The row kernel takes as candidates only entries above a floor: the threshold of the 16
+    lane extremes (entry i is in lane i % 16) less 2^-30, a lower bound on the row's threshold.
+    Rows whose lane extremes alone give a threshold t, with entries at t + delta elsewhere (they
+    join the support with a tiny p) and entries just below t: every support entry must survive."""
+    factor = 1.0 if name == "sparsemax" else 0.5
+    power = 1 if name == "sparsemax" else 2
+    for delta in (1e-6, 1e-4, 1e-2):
+        top = rng.uniform(-0.05, 0, 16)
+        top[0] = 0.0
+        if power == 1:
+            t = (top.sum() - 1) / 16
+        else:  # the root of sum (top - t)^2 = 1 with every top entry above it
+            mu, var = top.mean(), top.var()
+            t = mu - np.sqrt(1 / 16 - var)
+        d = np.full(16 * 9, -5.0)
+        d[:16] = top
+        d[16 + 5] = t + delta
+        d[16 * 3 + 9] = t + 2 * delta
+        d[16 * 5 + 1] = t - 1e-3
+        x = d / factor
+        got = getattr(A, name)(x)
+        want = getattr(R, name)(x)
+        assert_map_close(name, got, want, np.float64)
+        assert got[16 + 5] > 0 and got[16 * 3 + 9] > got[16 + 5] and got[16 * 5 + 1] == 0
+        # the same row down a column strip (axis 0, 20 columns)
+        cols = np.repeat(x[:, None], 20, axis=1)
+        assert np.array_equal(getattr(A, name)(cols, axis=0)[:, 7], got)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -307,22 +377,24 @@ def test_backward_matches_closed_form_jacobians(rng, name, dtype, shape, axis):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_outputs_past_32_mib_use_streaming_stores_with_the_same_bits(rng, dtype):
-    """A softmax output of >= 32 MiB is written with non-temporal stores (rows of 4099 elements:
-    unaligned row starts, so the alignment peel and the tail run too). Its bits must equal the
-    same rows mapped in small calls (plain stores)."""
+    """An output of >= 32 MiB is written with non-temporal stores, by every map (rows of 4099
+    elements: unaligned row starts, so the alignment peel and the tail run too). Its bits must
+    equal the same rows mapped in small calls (plain stores)."""
     rows = (32 << 20) // (4099 * np.dtype(dtype).itemsize) + 3
     x = logits(rng, (rows, 4099), dtype)
     mask = rng.random(x.shape) > 0.1
-    for name in ("softmax", "log_softmax"):
+    for name in MAPS + ["entmax_bisect"]:
         fn = getattr(A, name)
-        for kwargs in ({}, {"scale": 0.5}):
+        for kwargs in ({}, {"scale": 0.5}, {"mask": mask}):
+            if name == "entmax_bisect" and "scale" in kwargs:
+                continue
             got = fn(x, **kwargs)
-            want = np.concatenate([fn(x[i:i + 512], **kwargs) for i in range(0, rows, 512)])
+            want = np.concatenate([
+                fn(x[i:i + 512], **({"mask": mask[i:i + 512]} if "mask" in kwargs else kwargs))
+                for i in range(0, rows, 512)])
             assert np.array_equal(got, want), (name, kwargs)
-        got = fn(x, mask=mask)
-        want = np.concatenate([fn(x[i:i + 512], mask=mask[i:i + 512]) for i in range(0, rows, 512)])
-        assert np.array_equal(got, want), name
-    np.testing.assert_allclose(np.exp(got[:3].astype(np.float64)).sum(-1), 1, rtol=1e-5)
+        p = np.exp(got[:3].astype(np.float64)) if name == "log_softmax" else got[:3].astype(np.float64)
+        np.testing.assert_allclose(p.sum(-1), 1, rtol=1e-5, err_msg=name)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

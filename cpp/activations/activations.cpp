@@ -130,6 +130,15 @@ void softmax_columns(bool log, const double* x, const std::uint8_t* m, double* y
   FASTCORE_ISA_DISPATCH(softmax_columns_f64)(log, x, m, y, n, inner, width, scale);
 }
 
+void sparse_columns(int map, const float* x, const std::uint8_t* m, float* y, std::int64_t n,
+                    std::int64_t inner, std::int64_t width, double scale, double alpha, int n_iter) {
+  FASTCORE_ISA_DISPATCH(sparse_columns_f32)(map, x, m, y, n, inner, width, scale, alpha, n_iter);
+}
+void sparse_columns(int map, const double* x, const std::uint8_t* m, double* y, std::int64_t n,
+                    std::int64_t inner, std::int64_t width, double scale, double alpha, int n_iter) {
+  FASTCORE_ISA_DISPATCH(sparse_columns_f64)(map, x, m, y, n, inner, width, scale, alpha, n_iter);
+}
+
 // Runs body(offset, width) over strips of kStripBytes of neighbouring columns (the mapped axis
 // not the last), parallel over strips with a fixed partition; `bytes_per_element` sizes chunks.
 template <class T, class Body>
@@ -159,6 +168,25 @@ bool softmax_by_columns(bool log, const T* x, const std::uint8_t* mask, T* y, co
   for_column_strips<T>(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t width) {
     softmax_columns(log, x + offset, mask ? mask + offset : nullptr, y + offset, n, inner, width,
                     scale);
+  });
+  return true;
+}
+
+// Sparse maps with the mapped axis not the last: strips mapped in place by the column-vectorised
+// kernel, which reproduces the row kernel's bits, when a strip is worth vectorising and its
+// candidate scratch (n doubles per column) fits kSparseStripScratchBytes; otherwise the caller
+// gathers.
+template <class T>
+bool sparse_by_columns(int map, const T* x, const std::uint8_t* mask, T* y, const Layout& layout,
+                       double scale, double alpha, int n_iter) {
+  const std::int64_t n = layout.n, inner = layout.inner;
+  const std::int64_t strip = kStripBytes / static_cast<std::int64_t>(sizeof(T));
+  if (inner < kMinStripColumns ||
+      n * strip * static_cast<std::int64_t>(sizeof(double)) > kSparseStripScratchBytes)
+    return false;
+  for_column_strips<T>(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t width) {
+    sparse_columns(map, x + offset, mask ? mask + offset : nullptr, y + offset, n, inner, width,
+                   scale, alpha, n_iter);
   });
   return true;
 }
@@ -261,7 +289,10 @@ void forward(Map map, const T* x, const std::uint8_t* mask, T* y, Layout layout,
   if (layout.inner > 1 && (map == Map::softmax || map == Map::log_softmax) &&
       softmax_by_columns(map == Map::log_softmax, x, mask, y, layout, scale))
     return;
-  // An output far larger than the caches is written with streaming stores (softmax maps).
+  if (layout.inner > 1 && map != Map::softmax && map != Map::log_softmax &&
+      sparse_by_columns(code, x, mask, y, layout, scale, alpha, n_iter))
+    return;
+  // An output far larger than the caches is written with streaming stores.
   const bool stream_output =
       layout.outer * n * layout.inner * static_cast<std::int64_t>(sizeof(T)) >= kStreamOutputBytes;
   for_row_tiles<T>(layout, 2 * sizeof(T), [&](std::int64_t offset, std::int64_t rows, bool contiguous) {

@@ -11,8 +11,8 @@ namespace activations {
 
 FASTCORE_ISA_DECLARE(
     // `rows` rows of length n, row r at element r * ld (ld >= n) of x, mask and y alike.
-    // stream_output: softmax / log-softmax write y with non-temporal stores (for outputs much
-    // larger than the caches; same bits).
+    // stream_output: y is written with non-temporal stores (for outputs much larger than the
+    // caches; same bits).
     void forward_rows_f32(int map, const float* x, const std::uint8_t* mask, float* y,
                           std::int64_t rows, std::int64_t n, std::int64_t ld, double scale,
                           double alpha, int n_iter, bool stream_output);
@@ -33,6 +33,16 @@ FASTCORE_ISA_DECLARE(
                              std::int64_t n, std::int64_t inner, std::int64_t width, double scale);
     void softmax_columns_f64(bool log, const double* x, const std::uint8_t* mask, double* y,
                              std::int64_t n, std::int64_t inner, std::int64_t width, double scale);
+    // Sparsemax / 1.5-entmax / alpha-entmax down `width` <= kStripBytes/sizeof(T) neighbouring
+    // columns of an (n, inner) slab, vectorised across the columns, with forward_rows' arithmetic
+    // and candidate order per column (the same bits as the row path). Only for
+    // n * kStripBytes / sizeof(T) * sizeof(double) <= kSparseStripScratchBytes.
+    void sparse_columns_f32(int map, const float* x, const std::uint8_t* mask, float* y,
+                            std::int64_t n, std::int64_t inner, std::int64_t width, double scale,
+                            double alpha, int n_iter);
+    void sparse_columns_f64(int map, const double* x, const std::uint8_t* mask, double* y,
+                            std::int64_t n, std::int64_t inner, std::int64_t width, double scale,
+                            double alpha, int n_iter);
     // backward_rows' arithmetic down `width` <= kStripBytes/sizeof(T) neighbouring columns of an
     // (n, inner) slab, vectorised across the columns, with backward_row's summation order per
     // column (the same bits as the row path), for any n.
@@ -54,6 +64,9 @@ FASTCORE_ISA_DECLARE(
 constexpr std::int64_t kCachedRowBytes = 256 * 1024;
 // Bytes of one row segment of a softmax_columns strip: 64 float32 or 32 float64 columns.
 constexpr std::int64_t kStripBytes = 256;
+// Per-thread scratch of a sparse-map strip: every column's candidates (up to n doubles each).
+// Longer columns take the gather path.
+constexpr std::int64_t kSparseStripScratchBytes = std::int64_t{4} << 20;
 
 }  // namespace activations
 }  // namespace fastcore
