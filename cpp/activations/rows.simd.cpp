@@ -62,6 +62,27 @@ double ordered_sum(std::int64_t n, F&& f) {
   return total;
 }
 
+// kSums sums at once, each in ordered_sum's order (the same bits as kSums separate calls, in one
+// pass): f(i, terms) writes the kSums terms of element i.
+template <int kSums, class T, class F>
+void ordered_sums(std::int64_t n, F&& f, double (&total)[kSums]) {
+  for (int s = 0; s < kSums; ++s) total[s] = 0.0;
+  for (std::int64_t b = 0; b < n; b += kBlock) {
+    const std::int64_t e = std::min(n, b + kBlock);
+    T acc[kSums][kLanes] = {};
+    auto visit = [&](int j, std::int64_t i) {
+      T terms[kSums];
+      f(i, terms);
+      for (int s = 0; s < kSums; ++s) acc[s][j] += terms[s];
+    };
+    std::int64_t i = b;
+    for (; i + kLanes <= e; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) visit(j, i + j);
+    for (int j = 0; i < e; ++i, ++j) visit(j, i);
+    for (int s = 0; s < kSums; ++s) total[s] += static_cast<double>(lane_tree_sum(acc[s]));
+  }
+}
+
 // z_i = scale*x_i, or -inf where masked. kMasked is a template parameter so the unmasked loops
 // carry no mask test and vectorise cleanly.
 template <bool kMasked, class T>
@@ -1110,17 +1131,19 @@ void backward_row(int map, const T* y, const T* dy, T* dx, std::int64_t n, T sca
       return;
     }
     case kSparsemax: {  // dx_i = s_i (dy_i - mean_S dy), S the support (Martins & Astudillo §2.5)
-      const double count = ordered_sum<T>(n, [&](std::int64_t i) { return y[i] > 0 ? T(1) : T(0); });
-      const double nans = ordered_sum<T>(n, [&](std::int64_t i) { return y[i] != y[i] ? T(1) : T(0); });
-      if (nans > 0) return fill(dx, n, nan);
-      if (count == 0) return fill(dx, n, T(0));
-      const T mean = static_cast<T>(
-          ordered_sum<T>(n, [&](std::int64_t i) {
-            // both operands loaded first (also in log-softmax above): GCC 12's masked-load vectorisation of `y > 0 ? dy : 0`
-            // inside the lane loop summed zeros on AVX2 (caught by the SIMD-level test)
-            const T d = dy[i], on = y[i] > 0 ? T(1) : T(0);
-            return on != T(0) ? d : T(0);
-          }) / count);
+      double total[3];  // support size, NaNs, sum of dy over the support: one pass
+      ordered_sums<3, T>(n, [&](std::int64_t i, T* t) {
+        // both operands loaded before the select (also in log-softmax above): GCC 12's
+        // masked-load vectorisation of `y > 0 ? dy : 0` inside the lane loop summed zeros on
+        // AVX2 (caught by the SIMD-level test)
+        const T d = dy[i], v = y[i], on = v > 0 ? T(1) : T(0);
+        t[0] = on;
+        t[1] = v != v ? T(1) : T(0);
+        t[2] = on != T(0) ? d : T(0);
+      }, total);
+      if (total[1] > 0) return fill(dx, n, nan);
+      if (total[0] == 0) return fill(dx, n, T(0));
+      const T mean = static_cast<T>(total[2] / total[0]);
       for (std::int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0 ? (dy[i] - mean) * scale : T(0);
       return;
     }
@@ -1131,12 +1154,16 @@ void backward_row(int map, const T* y, const T* dy, T* dx, std::int64_t n, T sca
         if (!(y[i] > 0)) return y[i] != y[i] ? nan : T(0);
         return is15 ? std::sqrt(y[i]) : static_cast<T>(std::pow(static_cast<double>(y[i]), power));
       };
-      const double nans = ordered_sum<T>(n, [&](std::int64_t i) { return y[i] != y[i] ? T(1) : T(0); });
-      if (nans > 0) return fill(dx, n, nan);
-      const double sum_g = ordered_sum<T>(n, g_of);
-      if (sum_g == 0) return fill(dx, n, T(0));
-      const T ratio = static_cast<T>(
-          ordered_sum<T>(n, [&](std::int64_t i) { return g_of(i) * dy[i]; }) / sum_g);
+      double total[3];  // NaNs, sum of g, sum of g dy: one pass
+      ordered_sums<3, T>(n, [&](std::int64_t i, T* t) {
+        const T d = dy[i], g = g_of(i);
+        t[0] = y[i] != y[i] ? T(1) : T(0);
+        t[1] = g;
+        t[2] = g * d;
+      }, total);
+      if (total[0] > 0) return fill(dx, n, nan);
+      if (total[1] == 0) return fill(dx, n, T(0));
+      const T ratio = static_cast<T>(total[2] / total[1]);
       for (std::int64_t i = 0; i < n; ++i) {
         const T g = g_of(i);
         dx[i] = g == T(0) ? T(0) : (g * (dy[i] - ratio)) * scale;
