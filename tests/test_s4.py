@@ -35,7 +35,9 @@ def crandn(rng, *shape, dtype=np.complex128):
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 8, 16, 17, 31, 64, 97, 128, 256, 1000, 1024, 2048, 4096, 8192, 12289])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_rfft_irfft_match_numpy(rng, m, dtype):
-    x = rng.standard_normal((3, m)).astype(dtype)
+    # 11 rows: power-of-two lengths run 8 (float32) / 4 (float64) rows as the SIMD lanes of one
+    # batched FFT and the rest one at a time; every row must have the one-row bits either way
+    x = rng.standard_normal((11, m)).astype(dtype)
     X = s4.rfft(x)
     ref = np.fft.rfft(x.astype(np.float64))
     # float64: ~log2(m) u; float32 the same in u32 (Bluestein adds two more transforms)
@@ -46,10 +48,13 @@ def test_rfft_irfft_match_numpy(rng, m, dtype):
     assert y.dtype == dtype
     assert rel_err(y, np.fft.irfft(X.astype(np.complex128), m)) < tol
     assert rel_err(y, x) < tol
+    for r in (0, 3, 7, 8, 10):
+        assert np.array_equal(s4.rfft(x[r:r + 1]), X[r:r + 1])
+        assert np.array_equal(s4.irfft(X[r:r + 1], m), y[r:r + 1])
 
 
 def test_irfft_ignores_imaginary_dc_and_nyquist(rng):
-    X = crandn(rng, 2, 9)
+    X = crandn(rng, 9, 9)
     np.testing.assert_allclose(s4.irfft(X, 16), np.fft.irfft(X, 16), atol=1e-14)
     np.testing.assert_allclose(s4.irfft(X, 17), np.fft.irfft(X, 17), atol=1e-14)
 
@@ -372,6 +377,41 @@ def test_fftconv_backward(rng, bidirectional, L, Lk):
         assert np.abs(a - b).max() < 1e-5 * max(np.abs(b).max(), 1)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("L,Lk", [(100, 100), (37, 80), (1, 1)])
+def test_fftconv_channel_lanes_have_the_one_channel_bits(rng, dtype, bidirectional, L, Lk):
+    """fftconv and its backward run whole groups of 8 (float32) / 4 (float64) channels as SIMD
+    lanes of one batched FFT, the leftover channels one at a time. H = 19 has both. Each channel's
+    results must equal that channel run alone (H = 1: the one-channel path) bit for bit, and the
+    reference to the dtype's tolerance."""
+    Bn, H = 3, 19
+    u = rng.standard_normal((Bn, H, L)).astype(dtype)
+    K = rng.standard_normal((2, H, Lk) if bidirectional else (H, Lk)).astype(dtype)
+    D = rng.standard_normal(H).astype(dtype)
+    dy = rng.standard_normal(u.shape).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for d in (D, None):
+        y = s4.fftconv(u, K, d, bidirectional=bidirectional)
+        ref = R.fftconv(u.astype(np.float64), K.astype(np.float64), None if d is None else d.astype(np.float64),
+                        bidirectional)
+        assert np.abs(y - ref).max() / max(np.abs(ref).max(), 1) < tol
+        du, dK, dD = s4.fftconv_backward(u, K, d, dy, bidirectional=bidirectional)
+        for h in (0, 5, 7, 8, 15, 16, 18):
+            Kh = K[:, h:h + 1] if bidirectional else K[h:h + 1]
+            dh = None if d is None else d[h:h + 1]
+            assert np.array_equal(s4.fftconv(u[:, h:h + 1], Kh, dh, bidirectional=bidirectional), y[:, h:h + 1])
+            du1, dK1, dD1 = s4.fftconv_backward(u[:, h:h + 1], Kh, dh, dy[:, h:h + 1], bidirectional=bidirectional)
+            assert np.array_equal(du1, du[:, h:h + 1])
+            assert np.array_equal(dK1, dK[:, h:h + 1] if bidirectional else dK[h:h + 1])
+            if d is not None:
+                assert np.array_equal(dD1, dD[h:h + 1])
+    rdu, rdK, rdD = R.fftconv_backward(*(a.astype(np.float64) for a in (u, K, D, dy)), bidirectional)
+    du, dK, dD = s4.fftconv_backward(u, K, D, dy, bidirectional=bidirectional)
+    for a, b in ((du, rdu), (dK, rdK), (dD, rdD)):
+        assert np.abs(a - b).max() < tol * max(np.abs(b).max(), 1)
+
+
 def test_fftconv_out_and_long(rng):
     u = rng.standard_normal((1, 2, 16384)).astype(np.float32)
     K = rng.standard_normal((2, 16384)).astype(np.float32) * np.exp(-np.arange(16384) / 2000).astype(np.float32)
@@ -430,9 +470,10 @@ def test_bitwise_thread_invariance(rng, restore_threads):
     Lambda, P, B = R.random_dplr(rng, H, N)
     Ct = crandn(rng, H, N)
     dt = np.full(H, 0.01)
-    u = rng.standard_normal((3, H, 777)).astype(np.float32)
-    K = rng.standard_normal((2, H, 500)).astype(np.float32)
-    D = rng.standard_normal(H).astype(np.float32)
+    Hc = 13  # fftconv: one lane group of 8 channels and 5 channels one at a time
+    u = rng.standard_normal((3, Hc, 777)).astype(np.float32)
+    K = rng.standard_normal((2, Hc, 500)).astype(np.float32)
+    D = rng.standard_normal(Hc).astype(np.float32)
     dy = rng.standard_normal(u.shape).astype(np.float32)
     v, w, z = crandn(rng, 40, N, dtype=np.complex64), crandn(rng, 40, N, dtype=np.complex64), \
         crandn(rng, 700, dtype=np.complex64)
@@ -446,7 +487,8 @@ def test_bitwise_thread_invariance(rng, restore_threads):
                 s4.fftconv(u, K, D, bidirectional=True), *s4.fftconv_backward(u, K, D, dy, bidirectional=True),
                 s4.cauchy(v, z, w), *s4.cauchy_backward(v, z, w, g),
                 *s4.vandermonde_backward(v, xs, g[:, :300].real.copy()),
-                s4.rtf_kernel(K[0, :, :3] * 0.1, K[1, :, :3], D, 999)]
+                s4.rtf_kernel(K[0, :H, :3] * 0.1, K[1, :H, :3], D[:H], 999),
+                s4.rfft(u[0, :, :512]), s4.irfft(s4.rfft(u[:, :, :256].astype(np.float64)), 256)]
 
     fastcore.set_num_threads(1)
     one = run()
@@ -527,8 +569,9 @@ def test_bitwise_simd_levels(rng, restore_simd):
     H, N, L = 3, 16, 1000
     Lambda, P, B = R.random_dplr(rng, H, N)
     Ct = crandn(rng, H, N)
-    u = rng.standard_normal((2, H, 300)).astype(np.float32)
-    K = rng.standard_normal((2, H, 100)).astype(np.float32)
+    u = rng.standard_normal((2, 11, 300)).astype(np.float32)  # 11 channels: lanes and singles
+    K = rng.standard_normal((2, 11, 100)).astype(np.float32)
+    dy = rng.standard_normal(u.shape).astype(np.float32)
     v, w, z = crandn(rng, 7, N, dtype=np.complex64), crandn(rng, 7, N, dtype=np.complex64), \
         crandn(rng, 333, dtype=np.complex64)
     results = []
@@ -538,7 +581,9 @@ def test_bitwise_simd_levels(rng, restore_simd):
                             s4.kernel_diag(Lambda, B, Ct, 0.01, L, "bilinear"),
                             s4.fftconv(u, K, bidirectional=True), s4.cauchy(v, z, w),
                             *s4.cauchy_backward(v, z, w, s4.cauchy(v, z, w)),
-                            s4.rfft(u[0]), s4.rfft(u[0, :, :257].astype(np.float64))])
+                            *s4.fftconv_backward(u, K, None, dy, bidirectional=True)[:2],
+                            s4.rfft(u[0]), s4.rfft(u[0, :, :257].astype(np.float64)),
+                            s4.rfft(u[0, :, :256]), s4.irfft(s4.rfft(u[0, :, :128].astype(np.float64)), 128)])
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert np.array_equal(a, b)

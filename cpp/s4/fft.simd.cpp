@@ -68,9 +68,10 @@ std::unique_ptr<FftPlan<T>> make_plan(std::int64_t n) {
   return p;
 }
 
-// One radix-4 Stockham stage: a (len sub-transforms interleaved with stride s) -> b.
-template <class T, bool Inv>
-void radix4_stage(const T* __restrict a, T* __restrict b, const T* __restrict tw, std::int64_t len,
+// One radix-4 Stockham stage: a (len sub-transforms interleaved with stride s) -> b. E is T or
+// Batch<T> (then every operation below acts lane by lane; the twiddles T are broadcast).
+template <class E, class T, bool Inv>
+void radix4_stage(const E* __restrict a, E* __restrict b, const T* __restrict tw, std::int64_t len,
                   std::int64_t s) {
   const std::int64_t q4 = len / 4;
   if (s == 1) {
@@ -80,16 +81,16 @@ void radix4_stage(const T* __restrict a, T* __restrict b, const T* __restrict tw
       const T w1r = tw[6 * p], w1i = Inv ? -tw[6 * p + 1] : tw[6 * p + 1];
       const T w2r = tw[6 * p + 2], w2i = Inv ? -tw[6 * p + 3] : tw[6 * p + 3];
       const T w3r = tw[6 * p + 4], w3i = Inv ? -tw[6 * p + 5] : tw[6 * p + 5];
-      const T ar = a[2 * p], ai = a[2 * p + 1], br = a[2 * (p + q4)], bi = a[2 * (p + q4) + 1];
-      const T cr = a[2 * (p + 2 * q4)], ci = a[2 * (p + 2 * q4) + 1];
-      const T dr = a[2 * (p + 3 * q4)], di = a[2 * (p + 3 * q4) + 1];
-      const T apcr = ar + cr, apci = ai + ci, amcr = ar - cr, amci = ai - ci;
-      const T bpdr = br + dr, bpdi = bi + di;
-      const T jr = Inv ? -(bi - di) : (bi - di), ji = Inv ? (br - dr) : -(br - dr);
-      const T t1r = amcr + jr, t1i = amci + ji;
-      const T t2r = apcr - bpdr, t2i = apci - bpdi;
-      const T t3r = amcr - jr, t3i = amci - ji;
-      T* o = b + 8 * p;
+      const E ar = a[2 * p], ai = a[2 * p + 1], br = a[2 * (p + q4)], bi = a[2 * (p + q4) + 1];
+      const E cr = a[2 * (p + 2 * q4)], ci = a[2 * (p + 2 * q4) + 1];
+      const E dr = a[2 * (p + 3 * q4)], di = a[2 * (p + 3 * q4) + 1];
+      const E apcr = ar + cr, apci = ai + ci, amcr = ar - cr, amci = ai - ci;
+      const E bpdr = br + dr, bpdi = bi + di;
+      const E jr = Inv ? -(bi - di) : (bi - di), ji = Inv ? (br - dr) : -(br - dr);
+      const E t1r = amcr + jr, t1i = amci + ji;
+      const E t2r = apcr - bpdr, t2i = apci - bpdi;
+      const E t3r = amcr - jr, t3i = amci - ji;
+      E* o = b + 8 * p;
       o[0] = apcr + bpdr;
       o[1] = apci + bpdi;
       o[2] = t1r * w1r - t1i * w1i;
@@ -105,26 +106,26 @@ void radix4_stage(const T* __restrict a, T* __restrict b, const T* __restrict tw
     const T w1r = tw[6 * p], w1i = Inv ? -tw[6 * p + 1] : tw[6 * p + 1];
     const T w2r = tw[6 * p + 2], w2i = Inv ? -tw[6 * p + 3] : tw[6 * p + 3];
     const T w3r = tw[6 * p + 4], w3i = Inv ? -tw[6 * p + 5] : tw[6 * p + 5];
-    const T* __restrict a0 = a + 2 * s * p;
-    const T* __restrict a1 = a + 2 * s * (p + q4);
-    const T* __restrict a2 = a + 2 * s * (p + 2 * q4);
-    const T* __restrict a3 = a + 2 * s * (p + 3 * q4);
-    T* __restrict b0 = b + 2 * s * (4 * p);
-    T* __restrict b1 = b0 + 2 * s;
-    T* __restrict b2 = b1 + 2 * s;
-    T* __restrict b3 = b2 + 2 * s;
+    const E* __restrict a0 = a + 2 * s * p;
+    const E* __restrict a1 = a + 2 * s * (p + q4);
+    const E* __restrict a2 = a + 2 * s * (p + 2 * q4);
+    const E* __restrict a3 = a + 2 * s * (p + 3 * q4);
+    E* __restrict b0 = b + 2 * s * (4 * p);
+    E* __restrict b1 = b0 + 2 * s;
+    E* __restrict b2 = b1 + 2 * s;
+    E* __restrict b3 = b2 + 2 * s;
     for (std::int64_t q = 0; q < s; ++q) {
-      const T ar = a0[2 * q], ai = a0[2 * q + 1], br = a1[2 * q], bi = a1[2 * q + 1];
-      const T cr = a2[2 * q], ci = a2[2 * q + 1], dr = a3[2 * q], di = a3[2 * q + 1];
-      const T apcr = ar + cr, apci = ai + ci, amcr = ar - cr, amci = ai - ci;
-      const T bpdr = br + dr, bpdi = bi + di;
+      const E ar = a0[2 * q], ai = a0[2 * q + 1], br = a1[2 * q], bi = a1[2 * q + 1];
+      const E cr = a2[2 * q], ci = a2[2 * q + 1], dr = a3[2 * q], di = a3[2 * q + 1];
+      const E apcr = ar + cr, apci = ai + ci, amcr = ar - cr, amci = ai - ci;
+      const E bpdr = br + dr, bpdi = bi + di;
       // j*(b - d), with the sign of the transform folded in (forward: -j, inverse: +j)
-      const T jr = Inv ? -(bi - di) : (bi - di), ji = Inv ? (br - dr) : -(br - dr);
+      const E jr = Inv ? -(bi - di) : (bi - di), ji = Inv ? (br - dr) : -(br - dr);
       b0[2 * q] = apcr + bpdr;
       b0[2 * q + 1] = apci + bpdi;
-      const T t1r = amcr + jr, t1i = amci + ji;  // forward: (a - c) - j(b - d)
-      const T t2r = apcr - bpdr, t2i = apci - bpdi;
-      const T t3r = amcr - jr, t3i = amci - ji;
+      const E t1r = amcr + jr, t1i = amci + ji;  // forward: (a - c) - j(b - d)
+      const E t2r = apcr - bpdr, t2i = apci - bpdi;
+      const E t3r = amcr - jr, t3i = amci - ji;
       b1[2 * q] = t1r * w1r - t1i * w1i;
       b1[2 * q + 1] = t1r * w1i + t1i * w1r;
       b2[2 * q] = t2r * w2r - t2i * w2i;
@@ -244,19 +245,20 @@ const FftPlan<T>& fft_plan(std::int64_t n) {
   return *slot;
 }
 
-template <class T>
-void cfft(const FftPlan<T>& plan, T* x, T* work, bool inverse) {
+template <class E>
+void cfft(const FftPlan<ScalarOfT<E>>& plan, E* x, E* work, bool inverse) {
+  using T = ScalarOfT<E>;
   const std::int64_t n = plan.n;
   if (n == 1) return;
-  T* a = x;
-  T* b = work;
+  E* a = x;
+  E* b = work;
   const T* tw = plan.tw.data();
   std::int64_t len = n, s = 1;
   while (len >= 4) {
     if (inverse)
-      radix4_stage<T, true>(a, b, tw, len, s);
+      radix4_stage<E, T, true>(a, b, tw, len, s);
     else
-      radix4_stage<T, false>(a, b, tw, len, s);
+      radix4_stage<E, T, false>(a, b, tw, len, s);
     tw += 6 * (len / 4);
     len /= 4;
     s *= 4;
@@ -264,7 +266,7 @@ void cfft(const FftPlan<T>& plan, T* x, T* work, bool inverse) {
   }
   if (len == 2) {  // final radix-2 stage (twiddle 1)
     for (std::int64_t q = 0; q < s; ++q) {
-      const T ar = a[2 * q], ai = a[2 * q + 1], br = a[2 * (q + s)], bi = a[2 * (q + s) + 1];
+      const E ar = a[2 * q], ai = a[2 * q + 1], br = a[2 * (q + s)], bi = a[2 * (q + s) + 1];
       b[2 * q] = ar + br;
       b[2 * q + 1] = ai + bi;
       b[2 * (q + s)] = ar - br;
@@ -276,40 +278,42 @@ void cfft(const FftPlan<T>& plan, T* x, T* work, bool inverse) {
     for (std::int64_t i = 0; i < 2 * n; ++i) x[i] = a[i];
 }
 
-template <class T>
-void rfft_pow2(const FftPlan<T>& plan, const T* x, T* X, T* work) {
+template <class E>
+void rfft_pow2(const FftPlan<ScalarOfT<E>>& plan, const E* x, E* X, E* work) {
+  using T = ScalarOfT<E>;
   const std::int64_t n = plan.n;  // m = 2n reals
-  T* z = work;                    // the reals read as n complex numbers z_j = x_2j + i x_2j+1
+  E* z = work;                    // the reals read as n complex numbers z_j = x_2j + i x_2j+1
   for (std::int64_t i = 0; i < 2 * n; ++i) z[i] = x[i];
-  cfft<T>(plan, z, work + 2 * n, false);
+  cfft<E>(plan, z, work + 2 * n, false);
   const T* w = plan.rtw.data();
   for (std::int64_t k = 0; k <= n; ++k) {
     const std::int64_t k1 = k == n ? 0 : k, k2 = k == 0 ? 0 : n - k;
-    const T zr = z[2 * k1], zi = z[2 * k1 + 1], cr = z[2 * k2], ci = -z[2 * k2 + 1];  // Z_k, conj(Z_{n-k})
-    const T er = T(0.5) * (zr + cr), ei = T(0.5) * (zi + ci);                       // E = (Z + Zc)/2
-    const T orr = T(0.5) * (zi - ci), oi = T(-0.5) * (zr - cr);                      // O = (Z - Zc)/(2i)
+    const E zr = z[2 * k1], zi = z[2 * k1 + 1], cr = z[2 * k2], ci = -z[2 * k2 + 1];  // Z_k, conj(Z_{n-k})
+    const E er = T(0.5) * (zr + cr), ei = T(0.5) * (zi + ci);                       // E = (Z + Zc)/2
+    const E orr = T(0.5) * (zi - ci), oi = T(-0.5) * (zr - cr);                      // O = (Z - Zc)/(2i)
     const T wr = w[2 * k], wi = w[2 * k + 1];
     X[2 * k] = er + (orr * wr - oi * wi);
     X[2 * k + 1] = ei + (orr * wi + oi * wr);
   }
 }
 
-template <class T>
-void irfft_pow2(const FftPlan<T>& plan, const T* X, T* x, T* work) {
+template <class E>
+void irfft_pow2(const FftPlan<ScalarOfT<E>>& plan, const E* X, E* x, E* work) {
+  using T = ScalarOfT<E>;
   const std::int64_t n = plan.n;
-  T* z = work;
+  E* z = work;
   const T* w = plan.rtw.data();
   for (std::int64_t k = 0; k < n; ++k) {
     // 2 Z_k = (X_k + conj X_{n-k}) + i conj(W^k) (X_k - conj X_{n-k}); Im X_0, Im X_n dropped
-    const T xr = X[2 * k], xi = k == 0 ? T(0) : X[2 * k + 1];
-    const T cr = X[2 * (n - k)], ci = (k == 0) ? T(0) : -X[2 * (n - k) + 1];
-    const T sr = xr + cr, si = xi + ci, dr = xr - cr, di = xi - ci;
+    const E xr = X[2 * k], xi = k == 0 ? E{} : X[2 * k + 1];
+    const E cr = X[2 * (n - k)], ci = (k == 0) ? E{} : -X[2 * (n - k) + 1];
+    const E sr = xr + cr, si = xi + ci, dr = xr - cr, di = xi - ci;
     const T wr = w[2 * k], wi = -w[2 * k + 1];  // conj(W^k)
-    const T pr = dr * wr - di * wi, pi = dr * wi + di * wr;
+    const E pr = dr * wr - di * wi, pi = dr * wi + di * wr;
     z[2 * k] = sr - pi;
     z[2 * k + 1] = si + pr;
   }
-  cfft<T>(plan, z, work + 2 * n, true);
+  cfft<E>(plan, z, work + 2 * n, true);
   for (std::int64_t i = 0; i < 2 * n; ++i) x[i] = z[i];
 }
 
@@ -371,12 +375,17 @@ void irfft_any(std::int64_t m, const T* X, T* x) {
   for (std::int64_t j = 0; j < m; ++j) x[j] = out[static_cast<std::size_t>(2 * j)];
 }
 
-#define FASTCORE_S4_FFT_INSTANTIATE(T)                                        \
-  template const FftPlan<T>& fft_plan<T>(std::int64_t);                       \
-  template void cfft<T>(const FftPlan<T>&, T*, T*, bool);                     \
-  template void rfft_pow2<T>(const FftPlan<T>&, const T*, T*, T*);            \
-  template void irfft_pow2<T>(const FftPlan<T>&, const T*, T*, T*);           \
-  template void rfft_any<T>(std::int64_t, const T*, T*);                      \
+#define FASTCORE_S4_FFT_INSTANTIATE(T)                                              \
+  template const FftPlan<T>& fft_plan<T>(std::int64_t);                             \
+  template void cfft<T>(const FftPlan<T>&, T*, T*, bool);                           \
+  template void rfft_pow2<T>(const FftPlan<T>&, const T*, T*, T*);                  \
+  template void irfft_pow2<T>(const FftPlan<T>&, const T*, T*, T*);                 \
+  template void cfft<Batch<T>>(const FftPlan<T>&, Batch<T>*, Batch<T>*, bool);      \
+  template void rfft_pow2<Batch<T>>(const FftPlan<T>&, const Batch<T>*, Batch<T>*,  \
+                                    Batch<T>*);                                     \
+  template void irfft_pow2<Batch<T>>(const FftPlan<T>&, const Batch<T>*, Batch<T>*, \
+                                     Batch<T>*);                                    \
+  template void rfft_any<T>(std::int64_t, const T*, T*);                            \
   template void irfft_any<T>(std::int64_t, const T*, T*);
 
 FASTCORE_S4_FFT_INSTANTIATE(float)

@@ -471,12 +471,102 @@ void kernel_spectrum(const FftPlan<T>& plan, const T* k, std::int64_t H, std::in
   for (std::int64_t i = 0; i < 2 * cs.nf; ++i) out[i] *= scale;
 }
 
+
+// Lane access for an FFT element E: T (one lane) or Batch<T> (kBatchLanes<T> lanes).
+template <class E>
+constexpr std::int64_t kLanesOf = static_cast<std::int64_t>(sizeof(E) / sizeof(ScalarOfT<E>));
+template <class E>
+inline void set_lane(E& e, std::int64_t l, ScalarOfT<E> v) {
+  if constexpr (kLanesOf<E> == 1) {
+    (void)l;
+    e = v;
+  } else {
+    e[l] = v;
+  }
+}
+template <class E>
+inline ScalarOfT<E> get_lane(const E& e, std::int64_t l) {
+  if constexpr (kLanesOf<E> == 1) {
+    (void)l;
+    return e;
+  } else {
+    return e[l];
+  }
+}
+
+// dst[t] lane l = src[l * stride + t] for t < len, then zeros up to total: kLanesOf<E> rows (stride
+// apart) side by side as FFT input.
+template <class E>
+void gather_lanes(const ScalarOfT<E>* src, std::int64_t stride, std::int64_t len, std::int64_t total,
+                  E* dst) {
+  for (std::int64_t t = 0; t < len; ++t)
+    for (std::int64_t l = 0; l < kLanesOf<E>; ++l) set_lane(dst[t], l, src[l * stride + t]);
+  std::fill(dst + len, dst + total, E{});
+}
+
+// One FFT-convolution block: kLanesOf<E> rows u0 + l L (channel spectra S in E layout, D0 the
+// rows' D or null) -> y0 + l L. E = T runs one row; E = Batch<T> runs a lane per row with the
+// same operations, so every row gets the same bits either way.
+template <class E>
+void conv_block(const FftPlan<ScalarOfT<E>>& plan, const ConvSize& cs, const ScalarOfT<E>* u0,
+                std::int64_t L, const E* S, const ScalarOfT<E>* D0, ScalarOfT<E>* y0, E* buf, E* X,
+                E* work) {
+  using T = ScalarOfT<E>;
+  gather_lanes(u0, L, L, cs.n, buf);
+  rfft_pow2<E>(plan, buf, X, work);
+  for (std::int64_t i = 0; i < cs.nf; ++i) {
+    const E xr = X[2 * i], xi = X[2 * i + 1];
+    X[2 * i] = xr * S[2 * i] - xi * S[2 * i + 1];
+    X[2 * i + 1] = xr * S[2 * i + 1] + xi * S[2 * i];
+  }
+  irfft_pow2<E>(plan, X, buf, work);
+  for (std::int64_t l = 0; l < kLanesOf<E>; ++l) {
+    T* yr = y0 + l * L;
+    const T* ur = u0 + l * L;
+    if (D0) {
+      const T dh = D0[l];
+      for (std::int64_t t = 0; t < L; ++t) yr[t] = get_lane(buf[t], l) + dh * ur[t];
+    } else {
+      for (std::int64_t t = 0; t < L; ++t) yr[t] = get_lane(buf[t], l);
+    }
+  }
+}
+
+// The channel spectra of whole groups of kBatchLanes<T> channels in batch layout (lane l =
+// channel g kB + l): spec_batch[g 2nf + i] lane l = spec[(g kB + l) 2nf + i].
+template <class T>
+BatchVec<T> batch_spectra(const Vec<T>& spec, std::int64_t groups, std::int64_t nf) {
+  constexpr std::int64_t kB = kBatchLanes<T>;
+  BatchVec<T> out(sz(2 * nf * groups));
+  for (std::int64_t g = 0; g < groups; ++g)
+    for (std::int64_t i = 0; i < 2 * nf; ++i)
+      for (std::int64_t l = 0; l < kB; ++l) out[sz(g * 2 * nf + i)][l] = spec[sz((g * kB + l) * 2 * nf + i)];
+  return out;
+}
+
+// Per-thread FFT buffers for blocks of E (sized on first use).
+template <class E>
+struct ConvBuffers {
+  std::vector<E, AlignedAllocator<E>> buf, X, work;
+  void size_for(const ConvSize& cs) {
+    if (!buf.empty()) return;
+    buf.resize(sz(cs.n)), X.resize(sz(2 * cs.nf)), work.resize(sz(2 * cs.n));
+  }
+};
+
 }  // namespace
 
+// Rows run kBatchLanes<T> channels at a time (8 float32 / 4 float64: one 32-byte vector per
+// element, lane l = channel h0 + l of the same batch entry): the FFTs are then vectorised across
+// the lanes with no shuffles and no short inner loops, instead of within one transform. Every lane
+// performs exactly the one-row path's operations (conv_block and the FFTs are shared templates),
+// so a row's bits do not depend on whether it ran in a batch; the H % kBatchLanes leftover
+// channels of each batch entry run one at a time.
 template <class T>
 void fftconv(const T* u, const T* k, const T* D, T* y, std::int64_t batch, std::int64_t H, std::int64_t L,
              std::int64_t Lk, bool bidirectional) {
   if (batch == 0 || H == 0 || L == 0) return;
+  constexpr std::int64_t kB = kBatchLanes<T>;
   const ConvSize cs = conv_size(L, Lk, bidirectional);
   const auto& plan = fft_plan<T>(cs.n / 2);
   Vec<T> spec(sz(2 * cs.nf * H));
@@ -486,28 +576,23 @@ void fftconv(const T* u, const T* k, const T* D, T* y, std::int64_t batch, std::
       kernel_spectrum<T>(plan, k, H, h, Lk, cs, bidirectional, buf.data(), work.data(),
                          spec.data() + 2 * h * cs.nf);
   });
-  const std::int64_t rows = batch * H;
-  parallel_for(0, rows, 1, [&](std::int64_t lo, std::int64_t hi) {
-    Vec<T> buf(sz(cs.n)), X(sz(2 * cs.nf)), work(sz(2 * cs.n));
-    for (std::int64_t row = lo; row < hi; ++row) {
-      const std::int64_t h = row % H;
-      const T* ur = u + row * L;
-      std::copy(ur, ur + L, buf.begin());
-      std::fill(buf.begin() + L, buf.end(), T(0));
-      rfft_pow2<T>(plan, buf.data(), X.data(), work.data());
-      const T* S = spec.data() + 2 * h * cs.nf;
-      for (std::int64_t i = 0; i < cs.nf; ++i) {
-        const T xr = X[sz(2 * i)], xi = X[sz(2 * i + 1)];
-        X[sz(2 * i)] = xr * S[2 * i] - xi * S[2 * i + 1];
-        X[sz(2 * i + 1)] = xr * S[2 * i + 1] + xi * S[2 * i];
-      }
-      irfft_pow2<T>(plan, X.data(), buf.data(), work.data());
-      T* yr = y + row * L;
-      if (D) {
-        const T dh = D[h];
-        for (std::int64_t t2 = 0; t2 < L; ++t2) yr[t2] = buf[sz(t2)] + dh * ur[t2];
+  const std::int64_t groups = H / kB, singles = H % kB, per_batch = groups + singles;
+  const BatchVec<T> spec_batch = batch_spectra(spec, groups, cs.nf);
+  parallel_for(0, batch * per_batch, 1, [&](std::int64_t lo, std::int64_t hi) {
+    ConvBuffers<Batch<T>> lanes;
+    ConvBuffers<T> one;
+    for (std::int64_t item = lo; item < hi; ++item) {
+      const std::int64_t b = item / per_batch, j = item % per_batch;
+      if (j < groups) {
+        const std::int64_t row0 = b * H + j * kB;
+        lanes.size_for(cs);
+        conv_block(plan, cs, u + row0 * L, L, spec_batch.data() + j * 2 * cs.nf, D ? D + j * kB : nullptr,
+                   y + row0 * L, lanes.buf.data(), lanes.X.data(), lanes.work.data());
       } else {
-        std::copy(buf.begin(), buf.begin() + L, yr);
+        const std::int64_t h = groups * kB + (j - groups), row = b * H + h;
+        one.size_for(cs);
+        conv_block(plan, cs, u + row * L, L, spec.data() + 2 * h * cs.nf, D ? D + h : nullptr,
+                   y + row * L, one.buf.data(), one.X.data(), one.work.data());
       }
     }
   });
@@ -515,7 +600,71 @@ void fftconv(const T* u, const T* k, const T* D, T* y, std::int64_t batch, std::
 
 // Backward with the same n: du = irfft(conj(Khat) DYhat)[:L] + D dy (the adjoint correlation),
 // dk = irfft(sum_b conj(Uhat_b) DYhat_b) read at m (k0) and n-1-m (k1), dD = sum_{b,t} u dy.
-// One work item per channel (its batch rows in order): deterministic reduction over the batch.
+// One work item per block of kLanesOf<E> channels (whole groups of kBatchLanes<T> channels as
+// Batch<T> lanes, the leftovers one at a time, as the forward pass), its batch rows in order:
+// the same operations per lane as one channel alone, so deterministic and batch-independent bits.
+template <class E>
+void conv_backward_block(const FftPlan<ScalarOfT<E>>& plan, const ConvSize& cs, const ScalarOfT<E>* u,
+                         const ScalarOfT<E>* k, const ScalarOfT<E>* D, const ScalarOfT<E>* dy,
+                         ScalarOfT<E>* du, ScalarOfT<E>* dk, ScalarOfT<E>* dD, std::int64_t batch,
+                         std::int64_t H, std::int64_t L, std::int64_t Lk, std::int64_t h0,
+                         bool bidirectional) {
+  using T = ScalarOfT<E>;
+  constexpr std::int64_t kL = kLanesOf<E>;
+  std::vector<E, AlignedAllocator<E>> buf(sz(cs.n)), S(sz(2 * cs.nf)), U(sz(2 * cs.nf)), Y(sz(2 * cs.nf)),
+      acc(sz(2 * cs.nf)), work(sz(2 * cs.n));
+  {  // the lanes' kernel spectra, one channel at a time
+    Vec<T> kbuf(sz(cs.n)), kwork(sz(2 * cs.n)), spectrum(sz(2 * cs.nf));
+    for (std::int64_t l = 0; l < kL; ++l) {
+      kernel_spectrum<T>(plan, k, H, h0 + l, Lk, cs, bidirectional, kbuf.data(), kwork.data(), spectrum.data());
+      for (std::int64_t i = 0; i < 2 * cs.nf; ++i) set_lane(S[sz(i)], l, spectrum[sz(i)]);
+    }
+  }
+  double dd[kL] = {};
+  for (std::int64_t b = 0; b < batch; ++b) {
+    const std::int64_t row0 = b * H + h0;
+    const T* u0 = u + row0 * L;
+    const T* g0 = dy + row0 * L;
+    gather_lanes(u0, L, L, cs.n, buf.data());
+    rfft_pow2<E>(plan, buf.data(), U.data(), work.data());
+    gather_lanes(g0, L, L, cs.n, buf.data());
+    rfft_pow2<E>(plan, buf.data(), Y.data(), work.data());
+    for (std::int64_t i = 0; i < cs.nf; ++i) {
+      const E ar = U[sz(2 * i)], ai = U[sz(2 * i + 1)], yr = Y[sz(2 * i)], yi = Y[sz(2 * i + 1)];
+      acc[sz(2 * i)] += ar * yr + ai * yi;  // conj(U) Y
+      acc[sz(2 * i + 1)] += ar * yi - ai * yr;
+      const E sr = S[sz(2 * i)], si = S[sz(2 * i + 1)];
+      Y[sz(2 * i)] = sr * yr + si * yi;  // conj(S) Y (S carries 1/n)
+      Y[sz(2 * i + 1)] = sr * yi - si * yr;
+    }
+    irfft_pow2<E>(plan, Y.data(), buf.data(), work.data());
+    for (std::int64_t l = 0; l < kL; ++l) {
+      T* o = du + (row0 + l) * L;
+      const T* ur = u0 + l * L;
+      const T* gr = g0 + l * L;
+      if (D) {
+        const T dh = D[h0 + l];
+        for (std::int64_t t = 0; t < L; ++t) o[t] = get_lane(buf[sz(t)], l) + dh * gr[t];
+        for (std::int64_t t = 0; t < L; ++t) dd[l] += static_cast<double>(ur[t]) * static_cast<double>(gr[t]);
+      } else {
+        for (std::int64_t t = 0; t < L; ++t) o[t] = get_lane(buf[sz(t)], l);
+      }
+    }
+  }
+  irfft_pow2<E>(plan, acc.data(), buf.data(), work.data());
+  const T scale = T(1) / static_cast<T>(cs.n);
+  for (std::int64_t l = 0; l < kL; ++l) {
+    const std::int64_t h = h0 + l;
+    if (dD) dD[h] = static_cast<T>(dd[l]);
+    T* k0 = dk + h * Lk;
+    for (std::int64_t m = 0; m < Lk; ++m) k0[m] = m < cs.lk ? get_lane(buf[sz(m)], l) * scale : T(0);
+    if (bidirectional) {
+      T* k1 = dk + (H + h) * Lk;
+      for (std::int64_t m = 0; m < Lk; ++m) k1[m] = m < cs.lk ? get_lane(buf[sz(cs.n - 1 - m)], l) * scale : T(0);
+    }
+  }
+}
+
 template <class T>
 void fftconv_backward(const T* u, const T* k, const T* D, const T* dy, T* du, T* dk, T* dD, std::int64_t batch,
                       std::int64_t H, std::int64_t L, std::int64_t Lk, bool bidirectional) {
@@ -526,52 +675,18 @@ void fftconv_backward(const T* u, const T* k, const T* D, const T* dy, T* du, T*
     if (dD) std::fill(dD, dD + H, T(0));
     return;
   }
+  constexpr std::int64_t kB = kBatchLanes<T>;
   const ConvSize cs = conv_size(L, Lk, bidirectional);
   const auto& plan = fft_plan<T>(cs.n / 2);
-  parallel_for(0, H, 1, [&](std::int64_t lo, std::int64_t hi) {
-    Vec<T> buf(sz(cs.n)), S(sz(2 * cs.nf)), U(sz(2 * cs.nf)), Y(sz(2 * cs.nf)), acc(sz(2 * cs.nf)),
-        work(sz(2 * cs.n));
-    for (std::int64_t h = lo; h < hi; ++h) {
-      kernel_spectrum<T>(plan, k, H, h, Lk, cs, bidirectional, buf.data(), work.data(), S.data());
-      std::fill(acc.begin(), acc.end(), T(0));
-      double dd = 0;
-      for (std::int64_t b = 0; b < batch; ++b) {
-        const std::int64_t row = b * H + h;
-        const T* ur = u + row * L;
-        const T* gr = dy + row * L;
-        std::copy(ur, ur + L, buf.begin());
-        std::fill(buf.begin() + L, buf.end(), T(0));
-        rfft_pow2<T>(plan, buf.data(), U.data(), work.data());
-        std::copy(gr, gr + L, buf.begin());
-        std::fill(buf.begin() + L, buf.end(), T(0));
-        rfft_pow2<T>(plan, buf.data(), Y.data(), work.data());
-        for (std::int64_t i = 0; i < cs.nf; ++i) {
-          const T ar = U[sz(2 * i)], ai = U[sz(2 * i + 1)], yr = Y[sz(2 * i)], yi = Y[sz(2 * i + 1)];
-          acc[sz(2 * i)] += ar * yr + ai * yi;  // conj(U) Y
-          acc[sz(2 * i + 1)] += ar * yi - ai * yr;
-          const T sr = S[sz(2 * i)], si = S[sz(2 * i + 1)];
-          Y[sz(2 * i)] = sr * yr + si * yi;  // conj(S) Y (S carries 1/n)
-          Y[sz(2 * i + 1)] = sr * yi - si * yr;
-        }
-        irfft_pow2<T>(plan, Y.data(), buf.data(), work.data());
-        T* o = du + row * L;
-        if (D) {
-          const T dh = D[h];
-          for (std::int64_t t2 = 0; t2 < L; ++t2) o[t2] = buf[sz(t2)] + dh * gr[t2];
-          for (std::int64_t t2 = 0; t2 < L; ++t2) dd += static_cast<double>(ur[t2]) * static_cast<double>(gr[t2]);
-        } else {
-          std::copy(buf.begin(), buf.begin() + L, o);
-        }
-      }
-      if (dD) dD[h] = static_cast<T>(dd);
-      irfft_pow2<T>(plan, acc.data(), buf.data(), work.data());
-      const T scale = T(1) / static_cast<T>(cs.n);
-      T* k0 = dk + h * Lk;
-      for (std::int64_t m = 0; m < Lk; ++m) k0[m] = m < cs.lk ? buf[sz(m)] * scale : T(0);
-      if (bidirectional) {
-        T* k1 = dk + (H + h) * Lk;
-        for (std::int64_t m = 0; m < Lk; ++m) k1[m] = m < cs.lk ? buf[sz(cs.n - 1 - m)] * scale : T(0);
-      }
+  const std::int64_t groups = H / kB, singles = H % kB;
+  parallel_for(0, groups + singles, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t item = lo; item < hi; ++item) {
+      if (item < groups)
+        conv_backward_block<Batch<T>>(plan, cs, u, k, D, dy, du, dk, dD, batch, H, L, Lk, item * kB,
+                                      bidirectional);
+      else
+        conv_backward_block<T>(plan, cs, u, k, D, dy, du, dk, dD, batch, H, L, Lk,
+                               groups * kB + (item - groups), bidirectional);
     }
   });
 }
@@ -609,11 +724,30 @@ void rtf_kernel(const T* a, const T* b, const T* h0, T* out, std::int64_t H, std
   });
 }
 
+// Power-of-two lengths run kBatchLanes<T> rows at a time as the lanes of one batched FFT (the
+// same operations per lane as rfft_any/irfft_any on one row: the same bits); other lengths and
+// the leftover rows one at a time.
 template <class T>
 void rfft_rows(const T* x, T* X, std::int64_t rows, std::int64_t m) {
   const std::int64_t nf = m / 2 + 1;
-  parallel_for(0, rows, 1, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t r = lo; r < hi; ++r) rfft_any<T>(m, x + r * m, X + 2 * r * nf);
+  constexpr std::int64_t kB = kBatchLanes<T>;
+  const std::int64_t groups = (m >= 2 && is_pow2(m)) ? rows / kB : 0;
+  parallel_for(0, groups + (rows - groups * kB), 1, [&](std::int64_t lo, std::int64_t hi) {
+    ConvBuffers<Batch<T>> lanes;
+    for (std::int64_t item = lo; item < hi; ++item) {
+      if (item >= groups) {
+        const std::int64_t r = groups * kB + (item - groups);
+        rfft_any<T>(m, x + r * m, X + 2 * r * nf);
+        continue;
+      }
+      const ConvSize cs{m, m, nf};
+      lanes.size_for(cs);
+      const std::int64_t r0 = item * kB;
+      gather_lanes(x + r0 * m, m, m, m, lanes.buf.data());
+      rfft_pow2<Batch<T>>(fft_plan<T>(m / 2), lanes.buf.data(), lanes.X.data(), lanes.work.data());
+      for (std::int64_t l = 0; l < kB; ++l)
+        for (std::int64_t i = 0; i < 2 * nf; ++i) X[2 * (r0 + l) * nf + i] = get_lane(lanes.X[sz(i)], l);
+    }
   });
 }
 
@@ -621,10 +755,24 @@ template <class T>
 void irfft_rows(const T* X, T* x, std::int64_t rows, std::int64_t m) {
   const std::int64_t nf = m / 2 + 1;
   const T scale = static_cast<T>(1.0 / static_cast<double>(m));
-  parallel_for(0, rows, 1, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t r = lo; r < hi; ++r) {
-      irfft_any<T>(m, X + 2 * r * nf, x + r * m);
-      for (std::int64_t i = 0; i < m; ++i) x[r * m + i] *= scale;
+  constexpr std::int64_t kB = kBatchLanes<T>;
+  const std::int64_t groups = (m >= 2 && is_pow2(m)) ? rows / kB : 0;
+  parallel_for(0, groups + (rows - groups * kB), 1, [&](std::int64_t lo, std::int64_t hi) {
+    ConvBuffers<Batch<T>> lanes;
+    for (std::int64_t item = lo; item < hi; ++item) {
+      if (item >= groups) {
+        const std::int64_t r = groups * kB + (item - groups);
+        irfft_any<T>(m, X + 2 * r * nf, x + r * m);
+        for (std::int64_t i = 0; i < m; ++i) x[r * m + i] *= scale;
+        continue;
+      }
+      const ConvSize cs{m, m, nf};
+      lanes.size_for(cs);
+      const std::int64_t r0 = item * kB;
+      gather_lanes(X + 2 * r0 * nf, 2 * nf, 2 * nf, 2 * nf, lanes.X.data());
+      irfft_pow2<Batch<T>>(fft_plan<T>(m / 2), lanes.X.data(), lanes.buf.data(), lanes.work.data());
+      for (std::int64_t l = 0; l < kB; ++l)
+        for (std::int64_t i = 0; i < m; ++i) x[(r0 + l) * m + i] = get_lane(lanes.buf[sz(i)], l) * scale;
     }
   });
 }
