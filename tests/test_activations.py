@@ -83,13 +83,10 @@ def test_any_axis_matches_reference(rng, shape, axis, dtype):
         assert np.array_equal(np.moveaxis(got, axis, -1), getattr(A, name)(moved))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n, inner", [(2500, 70), (1024, 16), (1, 33), (5, 200), (70_000, 17)])
-def test_softmax_down_columns_has_the_row_paths_bits(rng, dtype, n, inner):
-    """axis != -1 with >= 16 columns runs the column-vectorised strip kernel (strips of 256 bytes,
-    n rows in blocks of 1024); columns longer than 256 KiB go through the gather path instead.
-    Every column must equal the contiguous row path bit for bit, special columns included: a NaN,
-    a +inf, a fully masked column, -inf entries, a column that is masked except for one entry."""
+def column_problem(rng, n, inner, dtype):
+    """(2, n, inner) logits and a mask with special columns for the axis-1 strip tests: a NaN
+    (column 3), a +inf (5), -inf entries (9), a fully masked column (7), a column masked except
+    for its last entry (11)."""
     x = logits(rng, (2, n, inner), dtype)
     mask = rng.random((2, n, inner)) > 0.2
     if n > 1:
@@ -99,6 +96,17 @@ def test_softmax_down_columns_has_the_row_paths_bits(rng, dtype, n, inner):
     mask[0, :, 7] = False            # fully masked column
     mask[1, :, 11] = False
     mask[1, n - 1, 11] = True         # one survivor
+    return x, mask
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, inner", [(2500, 70), (1024, 16), (1, 33), (5, 200), (70_000, 17)])
+def test_softmax_down_columns_has_the_row_paths_bits(rng, dtype, n, inner):
+    """axis != -1 with >= 16 columns runs the column-vectorised strip kernel (strips of 256 bytes,
+    n rows in blocks of 1024); columns longer than 256 KiB go through the gather path instead.
+    Every column must equal the contiguous row path bit for bit, special columns included: a NaN,
+    a +inf, a fully masked column, -inf entries, a column that is masked except for one entry."""
+    x, mask = column_problem(rng, n, inner, dtype)
     for name in ("softmax", "log_softmax"):
         fn = getattr(A, name)
         for kwargs in ({}, {"mask": mask, "scale": -0.75}):
@@ -124,17 +132,10 @@ def test_sparse_maps_down_columns_have_the_row_paths_bits(rng, dtype, n, inner):
     contiguous row path bit for bit, special columns included: a NaN, a +inf, a fully masked
     column, -inf entries, a column masked except for one entry, a constant column (every entry
     a candidate), ties at the max."""
-    x = logits(rng, (2, n, inner), dtype)
-    mask = rng.random((2, n, inner)) > 0.2
+    x, mask = column_problem(rng, n, inner, dtype)
     if n > 1:
-        x[0, n // 2, 3] = np.nan
-        x[1, n - 1, 5] = np.inf
-        x[1, : n // 3, 9] = -np.inf
         x[0, :, 13] = 0.625                       # constant: all candidates, p = 1/n
         x[1, :2, 14] = x[1, :, 14].max() + 1      # a tie at the max
-    mask[0, :, 7] = False            # fully masked column
-    mask[1, :, 11] = False
-    mask[1, n - 1, 11] = True         # one survivor
     for name, args in (("sparsemax", ()), ("entmax15", ()), ("entmax_bisect", (1.7,)),
                        ("entmax_bisect", (2.5,))):
         fn = getattr(A, name)

@@ -17,6 +17,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace fastcore {
@@ -74,18 +76,15 @@ struct AlignedAllocator {
 template <class T>
 using BatchVec = std::vector<Batch<T>, AlignedAllocator<Batch<T>>>;
 
-// The scalar type of an element type (T or Batch<T>).
-template <class E>
+// The scalar type of an element type: T itself, or the element type of a Batch<T> (what
+// subscripting it gives).
+template <class E, class = void>
 struct ScalarOf {
   using type = E;
 };
-template <>
-struct ScalarOf<BatchF32> {
-  using type = float;
-};
-template <>
-struct ScalarOf<BatchF64> {
-  using type = double;
+template <class E>
+struct ScalarOf<E, std::void_t<decltype(std::declval<E&>()[0])>> {
+  using type = std::decay_t<decltype(std::declval<E&>()[0])>;
 };
 template <class E>
 using ScalarOfT = typename ScalarOf<E>::type;

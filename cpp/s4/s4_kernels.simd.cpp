@@ -724,57 +724,58 @@ void rtf_kernel(const T* a, const T* b, const T* h0, T* out, std::int64_t H, std
   });
 }
 
-// Power-of-two lengths run kBatchLanes<T> rows at a time as the lanes of one batched FFT (the
-// same operations per lane as rfft_any/irfft_any on one row: the same bits); other lengths and
-// the leftover rows one at a time.
-template <class T>
-void rfft_rows(const T* x, T* X, std::int64_t rows, std::int64_t m) {
-  const std::int64_t nf = m / 2 + 1;
+// Power-of-two lengths m run kBatchLanes<T> rows at a time as the lanes of one batched FFT:
+// on_group(r0, buffers) for each whole group of rows r0 .. r0 + kBatchLanes - 1; other lengths
+// and the leftover rows one at a time, on_row(r). Parallel with a fixed partition.
+template <class T, class Group, class Row>
+void for_row_groups(std::int64_t rows, std::int64_t m, Group&& on_group, Row&& on_row) {
   constexpr std::int64_t kB = kBatchLanes<T>;
   const std::int64_t groups = (m >= 2 && is_pow2(m)) ? rows / kB : 0;
+  const ConvSize cs{m, m, m / 2 + 1};  // buffers for m reals and m/2 + 1 complex
   parallel_for(0, groups + (rows - groups * kB), 1, [&](std::int64_t lo, std::int64_t hi) {
     ConvBuffers<Batch<T>> lanes;
     for (std::int64_t item = lo; item < hi; ++item) {
-      if (item >= groups) {
-        const std::int64_t r = groups * kB + (item - groups);
-        rfft_any<T>(m, x + r * m, X + 2 * r * nf);
-        continue;
+      if (item < groups) {
+        lanes.size_for(cs);
+        on_group(item * kB, lanes);
+      } else {
+        on_row(groups * kB + (item - groups));
       }
-      const ConvSize cs{m, m, nf};
-      lanes.size_for(cs);
-      const std::int64_t r0 = item * kB;
-      gather_lanes(x + r0 * m, m, m, m, lanes.buf.data());
-      rfft_pow2<Batch<T>>(fft_plan<T>(m / 2), lanes.buf.data(), lanes.X.data(), lanes.work.data());
-      for (std::int64_t l = 0; l < kB; ++l)
-        for (std::int64_t i = 0; i < 2 * nf; ++i) X[2 * (r0 + l) * nf + i] = get_lane(lanes.X[sz(i)], l);
     }
   });
+}
+
+// The same operations per lane as rfft_any / irfft_any on one row: the same bits.
+template <class T>
+void rfft_rows(const T* x, T* X, std::int64_t rows, std::int64_t m) {
+  const std::int64_t nf = m / 2 + 1;
+  for_row_groups<T>(
+      rows, m,
+      [&](std::int64_t r0, ConvBuffers<Batch<T>>& lanes) {
+        gather_lanes(x + r0 * m, m, m, m, lanes.buf.data());
+        rfft_pow2<Batch<T>>(fft_plan<T>(m / 2), lanes.buf.data(), lanes.X.data(), lanes.work.data());
+        for (std::int64_t l = 0; l < kBatchLanes<T>; ++l)
+          for (std::int64_t i = 0; i < 2 * nf; ++i) X[2 * (r0 + l) * nf + i] = get_lane(lanes.X[sz(i)], l);
+      },
+      [&](std::int64_t r) { rfft_any<T>(m, x + r * m, X + 2 * r * nf); });
 }
 
 template <class T>
 void irfft_rows(const T* X, T* x, std::int64_t rows, std::int64_t m) {
   const std::int64_t nf = m / 2 + 1;
   const T scale = static_cast<T>(1.0 / static_cast<double>(m));
-  constexpr std::int64_t kB = kBatchLanes<T>;
-  const std::int64_t groups = (m >= 2 && is_pow2(m)) ? rows / kB : 0;
-  parallel_for(0, groups + (rows - groups * kB), 1, [&](std::int64_t lo, std::int64_t hi) {
-    ConvBuffers<Batch<T>> lanes;
-    for (std::int64_t item = lo; item < hi; ++item) {
-      if (item >= groups) {
-        const std::int64_t r = groups * kB + (item - groups);
+  for_row_groups<T>(
+      rows, m,
+      [&](std::int64_t r0, ConvBuffers<Batch<T>>& lanes) {
+        gather_lanes(X + 2 * r0 * nf, 2 * nf, 2 * nf, 2 * nf, lanes.X.data());
+        irfft_pow2<Batch<T>>(fft_plan<T>(m / 2), lanes.X.data(), lanes.buf.data(), lanes.work.data());
+        for (std::int64_t l = 0; l < kBatchLanes<T>; ++l)
+          for (std::int64_t i = 0; i < m; ++i) x[(r0 + l) * m + i] = get_lane(lanes.buf[sz(i)], l) * scale;
+      },
+      [&](std::int64_t r) {
         irfft_any<T>(m, X + 2 * r * nf, x + r * m);
         for (std::int64_t i = 0; i < m; ++i) x[r * m + i] *= scale;
-        continue;
-      }
-      const ConvSize cs{m, m, nf};
-      lanes.size_for(cs);
-      const std::int64_t r0 = item * kB;
-      gather_lanes(X + 2 * r0 * nf, 2 * nf, 2 * nf, 2 * nf, lanes.X.data());
-      irfft_pow2<Batch<T>>(fft_plan<T>(m / 2), lanes.X.data(), lanes.buf.data(), lanes.work.data());
-      for (std::int64_t l = 0; l < kB; ++l)
-        for (std::int64_t i = 0; i < m; ++i) x[(r0 + l) * m + i] = get_lane(lanes.buf[sz(i)], l) * scale;
-    }
-  });
+      });
 }
 
 #define FASTCORE_S4_ENTRY(name, T, S, PARAMS, ARGS) \
