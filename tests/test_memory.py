@@ -31,18 +31,27 @@ def _invoke_fresh(call):
 @pytest.mark.slow  # 10^4 calls per function; excluded from the (slower) sanitizer run
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
 @pytest.mark.parametrize("call", CALLS, ids=[c.name for c in CALLS])
-def test_repeated_calls_keep_memory_flat(call):
-    call = _invoke_fresh(call)
-    for _ in range(WARMUP):
-        call.invoke()
+def _growth_over_repeats(call) -> int:
     gc.collect()
     before = _rss_bytes()
     for _ in range(REPEATS):
         call.invoke()
     gc.collect()
-    grown = _rss_bytes() - before
+    return _rss_bytes() - before
+
+
+def test_repeated_calls_keep_memory_flat(call):
+    call = _invoke_fresh(call)
+    for _ in range(WARMUP):
+        call.invoke()
+    grown = _growth_over_repeats(call)
+    if grown >= RSS_SLACK_BYTES:
+        # A leak grows the resident set in every window of 10^4 calls; a one-off step (a new
+        # allocator arena, interpreter state left by earlier test files) does not recur. This
+        # test once failed that way in a multi-file run and passed alone: look again.
+        grown = min(grown, _growth_over_repeats(call))
     assert grown < RSS_SLACK_BYTES, f"{call.name}: resident memory grew by {grown} bytes over " \
-                                    f"{REPEATS} calls"
+                                    f"{REPEATS} calls, in two windows of calls in a row"
 
 
 @pytest.mark.parametrize("call", CALLS, ids=[c.name for c in CALLS])
