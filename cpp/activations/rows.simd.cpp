@@ -729,25 +729,37 @@ double entmax15_tau(double* d, std::size_t n, double tau0, double* active) {
 
 // alpha-entmax: p = (d - tau)_+^(1/(alpha-1)) on d = (alpha-1)(z - max z); f(tau) = sum p - 1 is
 // decreasing with f(-1) >= 0 >= f(-n^(1-alpha)). Newton steps, replaced by bisection whenever
-// they leave the bracket; stops when the bracket cannot shrink or after n_iter steps.
-double bisect_tau(const double* d, std::size_t n, double alpha, std::int64_t n_active, int n_iter) {
+// they leave the bracket; stops when the bracket cannot shrink or after n_iter steps. Every later
+// tau lies in the bracket, so an entry at or below its lower end never counts again: when the
+// lower end rises, the survivors are copied (in order) to `active` and only they are visited —
+// the same sums in the same order, so the same bits.
+double bisect_tau(const double* d, std::size_t n, double alpha, std::int64_t n_active, int n_iter,
+                  double* active) {
   const double inv_beta = 1.0 / (alpha - 1.0);
   double lo = -1.0, hi = -std::pow(static_cast<double>(n_active), 1.0 - alpha);
   if (!(hi > lo)) return lo;
   double tau = lo;
+  const double* support = d;
+  std::size_t size = n;
   const int cap = n_iter > 0 ? n_iter : 200;
   for (int it = 0; it < cap; ++it) {
     double f = -1.0, df = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (d[i] > tau) {
-        const double u = d[i] - tau;
+    for (std::size_t i = 0; i < size; ++i) {
+      if (support[i] > tau) {
+        const double u = support[i] - tau;
         const double p = std::pow(u, inv_beta);
         f += p;
         df -= inv_beta * p / u;
       }
     }
     if (f == 0.0) return tau;
-    if (f > 0) lo = tau; else hi = tau;
+    if (f > 0) {
+      lo = tau;
+      size = keep_above(support, size, lo, active);
+      support = active;
+    } else {
+      hi = tau;
+    }
     double next = (df != 0.0) ? tau - f / df : 0.5 * (lo + hi);
     if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
     if (next == tau || hi - lo <= 4 * std::numeric_limits<double>::epsilon() * std::fabs(tau)) break;
@@ -760,8 +772,9 @@ double bisect_tau(const double* d, std::size_t n, double alpha, std::int64_t n_a
 //
 // z = factor*x with factor = scale (sparsemax), scale/2 (1.5-entmax) or (alpha-1)*scale
 // (alpha-entmax), in double; d = z - max z. Per row (or column): the max (and min, for a
-// negative factor) with the NaN and finite counts, then the candidates d > -1 (only they can be
-// in the support: p_max <= 1), the threshold on the candidates, and the output p(d - tau).
+// negative factor) with the NaN and finite counts, then the candidates d > floor (only they can
+// be in the support; floor >= -1 because p_max <= 1, see sparse_start), the threshold on the
+// candidates, and the output p(d - tau).
 
 double sparse_factor(int map, double scale, double alpha) {
   return map == kSparsemax ? scale : map == kEntmax15 ? 0.5 * scale : (alpha - 1.0) * scale;
@@ -861,7 +874,7 @@ Threshold sparse_threshold(int map, double* d, std::size_t count, double floor, 
   double* active = scratch<double>(kActiveScratchSlot, count);
   if (map == kSparsemax) return {sparsemax_tau(d, count, floor, active), 1.0};
   if (map == kEntmax15) return {entmax15_tau(d, count, floor, active), 1.0};
-  const double tau = bisect_tau(d, count, alpha, static_cast<std::int64_t>(active_entries), n_iter);
+  const double tau = bisect_tau(d, count, alpha, static_cast<std::int64_t>(active_entries), n_iter, active);
   const double inv_beta = 1.0 / (alpha - 1.0);
   double total = 0.0;
   for (std::size_t i = 0; i < count; ++i)
