@@ -28,9 +28,6 @@ def _invoke_fresh(call):
     return call.fresh() if call.mutable else call
 
 
-@pytest.mark.slow  # 10^4 calls per function; excluded from the (slower) sanitizer run
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
-@pytest.mark.parametrize("call", CALLS, ids=[c.name for c in CALLS])
 def _growth_over_repeats(call) -> int:
     gc.collect()
     before = _rss_bytes()
@@ -40,6 +37,9 @@ def _growth_over_repeats(call) -> int:
     return _rss_bytes() - before
 
 
+@pytest.mark.slow  # 10^4 calls per function; excluded from the (slower) sanitizer run
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+@pytest.mark.parametrize("call", CALLS, ids=[c.name for c in CALLS])
 def test_repeated_calls_keep_memory_flat(call):
     call = _invoke_fresh(call)
     for _ in range(WARMUP):
