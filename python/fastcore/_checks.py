@@ -322,14 +322,15 @@ def check_scalar(
 ) -> float:
     """A real number as a Python float, optionally in a range. TypeError for non-numbers (and for
     bool and complex), ValueError for NaN/inf (when finite) or out of range."""
-    _reject_bool(value, name, "a real number")
-    if not isinstance(value, numbers.Real) and not (isinstance(value, np.ndarray) and value.ndim == 0
-                                                    and value.dtype.kind in "fiu"):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    if type(value) is not float:  # a plain Python float (the common case) needs no type checks
+        _reject_bool(value, name, "a real number")
+        if not isinstance(value, numbers.Real) and not (isinstance(value, np.ndarray) and value.ndim == 0
+                                                        and value.dtype.kind in "fiu"):
+            raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
     v = float(value)
-    if finite and not np.isfinite(v):
+    if finite and not math.isfinite(v):
         raise ValueError(f"{name}: expected a finite number, got {v}")
-    if np.isnan(v):
+    if math.isnan(v):
         raise ValueError(f"{name}: expected a number, got nan")
     if lo is not None and (v < lo or (v == lo and not lo_inclusive)):
         raise ValueError(f"{name}: expected a value {'>=' if lo_inclusive else '>'} {lo}, got {v}")
