@@ -144,6 +144,9 @@ def _convert_out(value: Any, state: _Conversion) -> Any:
     return value
 
 
+_PLAIN_TYPES = frozenset({np.ndarray, int, float, bool, str, type(None)})
+
+
 def accepts_dlpack(fn: Callable) -> Callable:
     """Wrap a public function so foreign DLPack arrays work zero-copy (see the module docstring).
 
@@ -161,6 +164,10 @@ def accepts_dlpack(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        # NumPy arrays and plain scalars need no conversion: straight through (exact types only;
+        # subclasses, lists and everything else take the general path below).
+        if all(type(a) in _PLAIN_TYPES for a in args) and all(type(v) in _PLAIN_TYPES for v in kwargs.values()):
+            return fn(*args, **kwargs)
         state = _Conversion()
         new_args = [_convert_in(a, arg_name(i), state) for i, a in enumerate(args)]
         new_kwargs = {k: _convert_in(v, k, state) for k, v in kwargs.items()}
