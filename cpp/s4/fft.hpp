@@ -73,8 +73,10 @@ struct AlignedAllocator {
   template <class U>
   bool operator!=(const AlignedAllocator<U>&) const { return false; }
 };
+template <class E>
+using AlignedVec = std::vector<E, AlignedAllocator<E>>;
 template <class T>
-using BatchVec = std::vector<Batch<T>, AlignedAllocator<Batch<T>>>;
+using BatchVec = AlignedVec<Batch<T>>;
 
 // The scalar type of an element type: T itself, or the element type of a Batch<T> (what
 // subscripting it gives).

@@ -544,10 +544,10 @@ BatchVec<T> batch_spectra(const Vec<T>& spec, std::int64_t groups, std::int64_t 
   return out;
 }
 
-// Per-thread FFT buffers for blocks of E (sized on first use).
+// FFT buffers for blocks of E, one set per parallel chunk (sized on first use).
 template <class E>
 struct ConvBuffers {
-  std::vector<E, AlignedAllocator<E>> buf, X, work;
+  AlignedVec<E> buf, X, work;
   void size_for(const ConvSize& cs) {
     if (!buf.empty()) return;
     buf.resize(sz(cs.n)), X.resize(sz(2 * cs.nf)), work.resize(sz(2 * cs.n));
@@ -611,8 +611,8 @@ void conv_backward_block(const FftPlan<ScalarOfT<E>>& plan, const ConvSize& cs, 
                          bool bidirectional) {
   using T = ScalarOfT<E>;
   constexpr std::int64_t kL = kLanesOf<E>;
-  std::vector<E, AlignedAllocator<E>> buf(sz(cs.n)), S(sz(2 * cs.nf)), U(sz(2 * cs.nf)), Y(sz(2 * cs.nf)),
-      acc(sz(2 * cs.nf)), work(sz(2 * cs.n));
+  AlignedVec<E> buf(sz(cs.n)), S(sz(2 * cs.nf)), U(sz(2 * cs.nf)), Y(sz(2 * cs.nf)), acc(sz(2 * cs.nf)),
+      work(sz(2 * cs.n));
   {  // the lanes' kernel spectra, one channel at a time
     Vec<T> kbuf(sz(cs.n)), kwork(sz(2 * cs.n)), spectrum(sz(2 * cs.nf));
     for (std::int64_t l = 0; l < kL; ++l) {

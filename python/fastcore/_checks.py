@@ -247,13 +247,11 @@ def check_no_overlap(a: Any, a_name: str, b: Any, b_name: str) -> None:
         return  # different devices cannot overlap
     if isinstance(a, np.ndarray):
         # the same test (byte spans intersect) in C: __array_interface__ costs microseconds
-        if np.may_share_memory(a, b):
-            raise ValueError(f"{a_name}: must not overlap {b_name} in memory (the output would alias an input)")
-        return
-    ba, bb = memory_bounds(a), memory_bounds(b)
-    if ba is None or bb is None:
-        return
-    if ba[0] < bb[1] and bb[0] < ba[1]:
+        overlap = bool(np.may_share_memory(a, b))
+    else:
+        ba, bb = memory_bounds(a), memory_bounds(b)
+        overlap = ba is not None and bb is not None and ba[0] < bb[1] and bb[0] < ba[1]
+    if overlap:
         raise ValueError(f"{a_name}: must not overlap {b_name} in memory (the output would alias an input)")
 
 
