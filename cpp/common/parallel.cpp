@@ -45,14 +45,20 @@ class Pool {
       failed_.store(false, std::memory_order_relaxed);
       error_ = nullptr;
       participants_ = helpers;
-      active_ = helpers;
+      active_ = 0;
+      open_ = true;
       ++generation_;
     }
     wake_.notify_all();
 
     run_chunks();  // the caller works too
 
+    // Close the region and wait only for the helpers that joined it. A helper that has not been
+    // scheduled yet (its core busy with another process, or with another library's spinning
+    // threads, e.g. OpenBLAS after a NumPy matmul) must not hold the caller up for a time slice:
+    // the chunks are claimed dynamically, so the caller has already run its share.
     std::unique_lock<std::mutex> lock(mutex_);
+    open_ = false;
     done_.wait(lock, [&] { return active_ == 0; });
     body_ = nullptr;
     std::exception_ptr error = error_;
@@ -76,7 +82,8 @@ class Pool {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [&] { return generation_ != seen; });
       seen = generation_;
-      if (id >= participants_) continue;  // this region needs fewer threads
+      if (id >= participants_ || !open_) continue;  // fewer threads needed, or woke too late
+      ++active_;
       lock.unlock();
       run_chunks();
       lock.lock();
@@ -107,7 +114,8 @@ class Pool {
   std::vector<std::thread> workers_;
   std::uint64_t generation_ = 0;
   int participants_ = 0;
-  int active_ = 0;
+  int active_ = 0;     // helpers inside the current region
+  bool open_ = false;  // helpers may still join the current region
   const FunctionRef<void(std::int64_t)>* body_ = nullptr;
   std::int64_t n_chunks_ = 0;
   std::atomic<std::int64_t> next_{0};
