@@ -131,6 +131,26 @@ def test_interpolate_is_exact_at_ends_and_matches_formula(rng, dtype):
     np.testing.assert_array_equal(full[:4], np.broadcast_to(xb[:1], (4, 33)))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_interpolate_zero_baseline_fast_path_is_bitwise_the_formula(rng, dtype):
+    # A shared +0.0 baseline row takes a cheaper kernel (a * x + 0, ig_kernels.simd.cpp); it must
+    # give the formula's bits, signed zeros and results that underflow the dtype included, and the
+    # general kernel must still serve alphas where 1 - a < 0 and a -0.0 baseline.
+    D = 37
+    x = rng.standard_normal((3, D)).astype(dtype)
+    tiny = np.finfo(dtype).smallest_subnormal
+    x[0, :6] = [0.0, -0.0, tiny, -tiny, 3 * tiny, -np.finfo(dtype).max / 2]
+    a = np.array([0.0, -0.0, 1e-30, 0.3, 1.0, 1.5, -0.25])
+    for base in (np.zeros((1, D), dtype), np.full((1, D), -0.0, dtype), np.zeros((3, D), dtype)):
+        out = np.empty((len(a) * 3, D), dtype)
+        with np.errstate(over="ignore", under="ignore"):
+            ig.interpolate(x, base, a, 0, out)
+            b64 = np.broadcast_to(base.astype(np.float64), x.shape)
+            expected = np.concatenate([((1 - ak) * b64 + ak * x.astype(np.float64)).astype(dtype) for ak in a])
+        np.testing.assert_array_equal(out, expected)
+        assert np.array_equal(np.signbit(out), np.signbit(expected)), "signs of zeros differ"
+
+
 def test_accumulate_low_level(rng):
     N, D, S = 3, 10, 4
     w = rng.random(S)

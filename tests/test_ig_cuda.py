@@ -47,7 +47,8 @@ def test_interpolate_and_accumulate_bitwise_vs_cpu(rng, dtype):
     cp = cupy()
     N, D, S = 7, 1031, 5
     x = rng.standard_normal((N, D)).astype(dtype)
-    for xb in (rng.standard_normal((N, D)).astype(dtype), rng.standard_normal((1, D)).astype(dtype)):
+    for xb in (rng.standard_normal((N, D)).astype(dtype), rng.standard_normal((1, D)).astype(dtype),
+               np.zeros((1, D), dtype)):  # the CPU's zero-baseline kernel must match the GPU's formula
         a, w = ig.quadrature(S)
         out = np.empty((S * N - 3, D), dtype)
         ig.interpolate(x, xb, a, 2, out)

@@ -2,6 +2,7 @@
 #include "ig/ig.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -19,11 +20,25 @@ inline void interp_row(const float* x, const float* xb, double a, float* out, st
 inline void interp_row(const double* x, const double* xb, double a, double* out, std::int64_t n) {
   FASTCORE_ISA_DISPATCH(interp_row_f64)(x, xb, a, out, n);
 }
+inline void interp_row_zero_base(const float* x, double a, float* out, std::int64_t n) {
+  FASTCORE_ISA_DISPATCH(interp_row_zero_base_f32)(x, a, out, n);
+}
+inline void interp_row_zero_base(const double* x, double a, double* out, std::int64_t n) {
+  FASTCORE_ISA_DISPATCH(interp_row_zero_base_f64)(x, a, out, n);
+}
 inline int accum_row(double* acc, const float* g, double w, std::int64_t n) {
   return FASTCORE_ISA_DISPATCH(accum_row_f32)(acc, g, w, n);
 }
 inline int accum_row(double* acc, const double* g, double w, std::int64_t n) {
   return FASTCORE_ISA_DISPATCH(accum_row_f64)(acc, g, w, n);
+}
+
+// True when the n values are all +0.0 (bit pattern zero).
+template <class T>
+bool all_positive_zero(const T* v, std::int64_t n) {
+  for (std::int64_t j = 0; j < n; ++j)
+    if (!(v[j] == T(0)) || std::signbit(v[j])) return false;
+  return true;
 }
 
 }  // namespace
@@ -37,12 +52,18 @@ void interpolate(const T* x, const T* xb, std::int64_t xb_row_stride, std::int64
   const std::int64_t nb = (D + kColumnBlock - 1) / kColumnBlock;
   const std::int64_t items = checked_mul(m, nb);
   const std::int64_t grain = grain_for(items, std::min(D, kColumnBlock) * 2 * static_cast<std::int64_t>(sizeof(T)));
+  // The default baseline (one shared row of +0.0) takes the cheaper kernel, same bits (ig_kernels).
+  const bool zero_base = xb_row_stride == 0 && all_positive_zero(xb, D);
   parallel_for(0, items, grain, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t it = lo; it < hi; ++it) {
       const std::int64_t row = it / nb, c0 = (it % nb) * kColumnBlock;
       const std::int64_t r = r0 + row, k = r / N, i = r % N;
       const std::int64_t n = std::min(kColumnBlock, D - c0);
-      interp_row(x + i * D + c0, xb + i * xb_row_stride + c0, alphas[k], out + row * D + c0, n);
+      const double a = alphas[k];
+      if (zero_base && 1.0 - a >= 0.0 && 1.0 - a < std::numeric_limits<double>::infinity())
+        interp_row_zero_base(x + i * D + c0, a, out + row * D + c0, n);
+      else
+        interp_row(x + i * D + c0, xb + i * xb_row_stride + c0, a, out + row * D + c0, n);
     }
   });
 }

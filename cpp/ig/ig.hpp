@@ -38,6 +38,8 @@ constexpr std::int64_t kColumnBlock = 4096;
 FASTCORE_ISA_DECLARE(
   void interp_row_f32(const float* x, const float* xb, double a, float* out, std::int64_t n);
   void interp_row_f64(const double* x, const double* xb, double a, double* out, std::int64_t n);
+  void interp_row_zero_base_f32(const float* x, double a, float* out, std::int64_t n);
+  void interp_row_zero_base_f64(const double* x, double a, double* out, std::int64_t n);
   int accum_row_f32(double* acc, const float* g, double w, std::int64_t n);
   int accum_row_f64(double* acc, const double* g, double w, std::int64_t n);
 )

@@ -47,8 +47,19 @@ __all__ = [
 METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid",
            "trapezoid")
 
-# Default chunk: about this many bytes of path rows per call of the callable.
-_DEFAULT_CHUNK_BYTES = 64 << 20
+# Default chunk: about this many bytes of path rows per call of the callable. On the CPU, 8 MiB:
+# the path buffer and the callable's per-chunk temporaries then come back from the heap on every
+# chunk and call (glibc serves blocks under 32 MiB from the heap once one has been freed) and stay
+# in the last-level cache, where larger chunks mmap fresh pages each time (measured on the issue's
+# benchmark, 3200 rows of 3072 floats: one 37.5 MiB chunk cost ~4 ms of page faults per call, 18%
+# over the callable; 8 MiB chunks ~11%). On a GPU, 64 MiB: fewer, larger launches.
+_DEFAULT_CHUNK_BYTES_CPU = 8 << 20
+_DEFAULT_CHUNK_BYTES_GPU = 64 << 20
+
+
+def _default_chunk_rows(xp, total: int, row_bytes: int) -> int:
+    budget = _DEFAULT_CHUNK_BYTES_CPU if xp is np else _DEFAULT_CHUNK_BYTES_GPU
+    return max(1, min(total, budget // max(1, row_bytes)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,7 +412,8 @@ def integrated_gradients(
     n_steps, method: the quadrature (see :func:`quadrature`); method="exact" for built-in models
         with an exact form (Linear with output="logit": closed form; ReLU MLPs with output="logit":
         breakpoints along the path).
-    chunk_size: path rows per call of f (any integer ≥ 1; default: about 64 MiB of rows).
+    chunk_size: path rows per call of f (any integer ≥ 1; default: about 8 MiB of rows for NumPy
+        arrays, 64 MiB for CuPy).
     multiply_by_inputs: False returns the path-averaged gradient Σ_k w_k ∇F (no × (x − x')).
     return_delta: compute F(x), F(x') and delta = Σ attributions − (F(x) − F(x')) (needs
         multiply_by_inputs; for a callable also ``forward_fn(points, target) -> (M,)``).
@@ -456,7 +468,7 @@ def integrated_gradients(
         S = len(alphas)
         total = S * N
         if chunk_size is None:
-            chunk_size = max(1, min(total, _DEFAULT_CHUNK_BYTES // max(1, D * x.dtype.itemsize)))
+            chunk_size = _default_chunk_rows(xp, total, D * x.dtype.itemsize)
         m_max = max(1, min(chunk_size, total))
         buf = xp.empty((m_max,) + tuple(x.shape[1:]), dtype=x.dtype)
         acc = xp.zeros((N, D), dtype=np.float64)
@@ -589,7 +601,7 @@ def expected_gradients(
     x2 = x.reshape(N, D).astype(np.float64)
     total = n * N
     if chunk_size is None:
-        chunk_size = max(1, min(total, _DEFAULT_CHUNK_BYTES // max(1, D * 8)))
+        chunk_size = _default_chunk_rows(xp, total, D * 8)
     ones = np.ones(n)
     s1 = xp.zeros((N, D))
     s2 = xp.zeros((N, D))
