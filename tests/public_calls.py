@@ -190,6 +190,8 @@ def s4_calls(rng):
         C = (rng.standard_normal((3, 5)) + 1j * rng.standard_normal((3, 5))).astype(cdt)
         dt = np.full(3, 0.05, rdt)
         calls.append(Call(f"s4.kernel_diag[{tag}]", s4.kernel_diag, (Lam, B, C, dt, 33)))
+        gK = rng.standard_normal((3, 33)).astype(rdt)
+        calls.append(Call(f"s4.kernel_diag_backward[{tag}]", s4.kernel_diag_backward, (Lam, B, C, dt, gK)))
     return calls
 
 

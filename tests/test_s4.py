@@ -221,6 +221,96 @@ def test_kernel_diag_long(rng, method):
     assert rel_err(K32, ref32) < 2e-5
 
 
+@pytest.mark.parametrize("method", ["zoh", "bilinear"])
+@pytest.mark.parametrize("init", ["lin", "legs", "random"])
+@pytest.mark.parametrize("channels", [False, True])
+def test_kernel_diag_backward_vs_reference_and_finite_differences(rng, method, init, channels):
+    H, N, L = 3, 8, 65
+    Lambda, B, C = _diag_system(rng, init, H, N)
+    C = C if channels else C[0]
+    dt = np.array([1e-3, 1e-2, 1e-1])
+    g = rng.standard_normal(C.shape[:-1] + (L,))
+    dl, dB, dC, ddt = s4.kernel_diag_backward(Lambda, B, C, dt, g, method)
+    assert dl.shape == (H, N) and dB.shape == (H, N) and dC.shape == C.shape and ddt.shape == (H,)
+    assert dl.dtype == dB.dtype == dC.dtype == np.complex128 and ddt.dtype == np.float64
+    rl, rB, rC, rdt = R.kernel_diag_backward(Lambda, B, C, dt, g, method)
+    for got, want in ((dl, rl), (dB, rB), (dC, rC), (ddt, rdt)):
+        assert rel_err(got, want) < 1e-9   # the reference's zoh dLambda cancels at |dt Lambda| ~ 1e-3
+
+    def loss(lam, b, c, d):
+        return float((s4.kernel_diag(lam, b, c, d, L, method) * g).sum())
+
+    e = 1e-7   # one central difference along a random direction of every input at once
+    pl, pB, pC = crandn(rng, H, N), crandn(rng, H, N), crandn(rng, *C.shape)
+    pd = rng.standard_normal(H) * dt
+    fd = (loss(Lambda + e * pl, B + e * pB, C + e * pC, dt + e * pd)
+          - loss(Lambda - e * pl, B - e * pB, C - e * pC, dt - e * pd)) / (2 * e)
+    an = float(sum((np.conj(a) * p).real.sum() for a, p in ((dl, pl), (dB, pB), (dC, pC))) + (ddt * pd).sum())
+    assert abs(fd - an) < 1e-6 * max(1.0, abs(an))
+
+
+def _psi_exact(w, terms=60):
+    """psi(w) = sum_m (m+1)/(m+2)! w^m in exact rational arithmetic (w's float parts are exact
+    binary fractions), rounded once: the oracle for the zoh Lambda-derivative's factor."""
+    from fractions import Fraction
+    a, b = Fraction(w.real), Fraction(w.imag)
+    pr, pi = Fraction(1), Fraction(0)  # w^m
+    sr, si = Fraction(0), Fraction(0)
+    fact = Fraction(2)                 # (m+2)!
+    for m in range(terms):
+        c = Fraction(m + 1) / fact
+        sr, si = sr + c * pr, si + c * pi
+        pr, pi = pr * a - pi * b, pr * b + pi * a
+        fact *= m + 3
+    return complex(float(sr), float(si))
+
+
+def test_zoh_psi_matches_exact_series(rng):
+    # The factor of d/dLambda (e^{dt Lambda} - 1)/Lambda = dt^2 psi(dt Lambda): Taylor series below
+    # |w| = 2 (the closed form cancels as w -> 0: at |w| = 1e-9 it would keep no digit), closed
+    # form above (its complex exp and products: measured up to ~5 ulp); bound 10 ulp of complex128.
+    mags = np.concatenate([10.0 ** rng.uniform(-9, 0, 24), rng.uniform(1.8, 2.2, 24), rng.uniform(2.2, 6.0, 12)])
+    w = mags * np.exp(1j * rng.uniform(np.pi / 2, 3 * np.pi / 2, mags.size))  # Re w <= 0 (stable)
+    got = s4._zoh_psi(np, w)
+    want = np.array([_psi_exact(v) for v in w])
+    assert np.max(np.abs(got - want) / np.abs(want)) < 2.2e-15
+
+
+@pytest.mark.parametrize("method", ["zoh", "bilinear"])
+def test_kernel_diag_backward_scalar_dt_and_single_precision(rng, method):
+    H, N, L = 2, 6, 33
+    Lambda, B = R.s4d_lin(N, H)
+    C = crandn(rng, H, N)
+    g = rng.standard_normal((H, L))
+    # a scalar dt gives a float: the sum of the per-channel gradients of the same dt as an array
+    _, _, _, d_scalar = s4.kernel_diag_backward(Lambda, B, C, 0.05, g, method)
+    _, _, _, d_array = s4.kernel_diag_backward(Lambda, B, C, np.full(H, 0.05), g, method)
+    assert isinstance(d_scalar, float) and abs(d_scalar - d_array.sum()) <= 1e-12 * np.abs(d_array).sum()
+    # complex64 parameters and float32 dt/grad: float32 results within float32 accuracy of complex128
+    dt = np.array([1e-3, 1e-1], np.float32)
+    ref = s4.kernel_diag_backward(Lambda, B, C, dt.astype(np.float64), g, method)
+    got = s4.kernel_diag_backward(*(a.astype(np.complex64) for a in (Lambda, B, C)), dt, g.astype(np.float32), method)
+    for a, b in zip(got, ref):
+        assert a.dtype == (np.float32 if b.dtype.kind == "f" else np.complex64)
+        assert rel_err(a, b) < 2e-5
+
+
+def test_kernel_diag_backward_bad_input(rng):
+    Lambda, B = R.s4d_lin(4, 2)
+    C = crandn(rng, 2, 4)
+    g = rng.standard_normal((2, 9))
+    with pytest.raises(ValueError, match="grad"):
+        s4.kernel_diag_backward(Lambda, B, C, 0.1, g[:1])
+    with pytest.raises(TypeError, match="grad"):
+        s4.kernel_diag_backward(Lambda, B, C, 0.1, g.astype(np.float32))   # complex128 params: float64 grad
+    with pytest.raises(ValueError, match="grad"):
+        s4.kernel_diag_backward(Lambda, B, C, 0.1, np.where(g > 1, np.nan, g))
+    with pytest.raises(ValueError, match="dt"):
+        s4.kernel_diag_backward(Lambda, B, C, -0.1, g)
+    with pytest.raises(ValueError, match="method"):
+        s4.kernel_diag_backward(Lambda, B, C, 0.1, g, method="dss")
+
+
 # ---------------------------------------------------------------------------------------------
 # S4 (DPLR) kernels
 # ---------------------------------------------------------------------------------------------

@@ -71,6 +71,12 @@ def test_vandermonde_and_kernel_diag_cuda(rng, L):
         ref = R.kernel_diag(Lambda, B, C, dt, L, method)
         got = s4.kernel_diag(cp.asarray(Lambda), cp.asarray(B), cp.asarray(C), cp.asarray(dt), L, method)
         assert got.shape == (2, 3, L) and rel_err(got, ref) < 1e-10
+        gK = rng.standard_normal((2, 3, L))
+        want = s4.kernel_diag_backward(Lambda, B, C, dt, gK, method)  # CPU (checked against the reference)
+        got = s4.kernel_diag_backward(cp.asarray(Lambda), cp.asarray(B), cp.asarray(C), cp.asarray(dt),
+                                      cp.asarray(gK), method)
+        for a, b in zip(got, want):
+            assert a.shape == b.shape and rel_err(a, b) < 1e-11
 
 
 @pytest.mark.parametrize("init", ["legs", "random"])

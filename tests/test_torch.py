@@ -160,9 +160,30 @@ def test_vandermonde_gradcheck(rng):
     assert torch.autograd.gradcheck(lambda a, b: ft.vandermonde(a, b, 9, conj=False), (v, x), eps=1e-6, atol=1e-6)
 
 
-def test_kernel_functions_without_backward_refuse_grad(rng):
+def test_kernel_dplr_without_backward_refuses_grad(rng):
     Lam = torch.from_numpy(-0.5 + 1j * np.arange(4.0)).reshape(1, 4).requires_grad_(True)
+    P = torch.ones(1, 4, dtype=torch.complex128)
     B = torch.ones(1, 4, dtype=torch.complex128)
     C = torch.ones(1, 4, dtype=torch.complex128)
     with pytest.raises(TypeError, match="no backward kernel"):
-        ft.kernel_diag(Lam, B, C, torch.full((1,), 0.1, dtype=torch.float64), 8)
+        ft.kernel_dplr(Lam, P, B, C, torch.full((1,), 0.1, dtype=torch.float64), 8)
+
+
+@pytest.mark.parametrize("method", ["zoh", "bilinear"])
+def test_kernel_diag_gradcheck(rng, method):
+    # S4D-Lin-like eigenvalues, random B and (2 output channels of) C, per-channel dt: every input
+    # differentiable, complex ones in PyTorch's convention (gradcheck checks that convention).
+    H, N = 2, 3
+    lam = -0.5 - 0.2 * np.abs(rng.standard_normal((H, N))) + 1j * np.pi * (np.arange(N) + rng.random((H, N)))
+    Lam = torch.from_numpy(lam).requires_grad_(True)
+    B = torch.from_numpy(rng.standard_normal((H, N)) + 1j * rng.standard_normal((H, N))).requires_grad_(True)
+    C = torch.from_numpy(rng.standard_normal((2, H, N)) + 1j * rng.standard_normal((2, H, N))).requires_grad_(True)
+    dt = torch.from_numpy(np.exp(rng.uniform(np.log(1e-3), np.log(1e-1), H))).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b, c, d: ft.kernel_diag(a, b, c, d, 11, method), (Lam, B, C, dt),
+                                    eps=1e-7, atol=1e-6)
+    # a Python-float dt is a constant; a 0-d tensor dt gets a 0-d gradient
+    assert torch.autograd.gradcheck(lambda a, c: ft.kernel_diag(a, B.detach(), c, 0.05, 7, method), (Lam, C),
+                                    eps=1e-7, atol=1e-6)
+    d0 = torch.tensor(0.05, dtype=torch.float64, requires_grad=True)
+    ft.kernel_diag(Lam, B, C, d0, 7, method).sum().backward()
+    assert d0.grad is not None and d0.grad.shape == ()

@@ -8,9 +8,9 @@ CuPy views on the tensor's current stream) and results come back as tensors the 
   :func:`entmax_bisect` — differentiable in ``x`` (``dim`` instead of NumPy's ``axis``).
 - Monarch: :func:`monarch_multiply` (differentiable in x, w1, w2) and :class:`MonarchLinear`
   (an ``nn.Module`` whose ``w1``/``w2`` use the reference layout, so existing weights load).
-- S4: :func:`cauchy`, :func:`vandermonde` and :func:`fftconv` (differentiable),
-  :func:`kernel_diag`, :func:`kernel_dplr` (forward only: fastcore has no backward kernel for
-  them; they refuse tensors that require grad).
+- S4: :func:`cauchy`, :func:`vandermonde`, :func:`fftconv` and :func:`kernel_diag` (the S4D
+  kernel, differentiable in Lambda, B, C and dt), :func:`kernel_dplr` (forward only: fastcore has
+  no backward kernel for it; it refuses tensors that require grad).
 - :class:`Tiger`: a ``torch.optim.Optimizer`` over :func:`fastcore.tiger.tiger_step`.
 - :func:`ig_grad_fn`: turns an ``nn.Module`` into the gradient callable of
   :func:`fastcore.ig.integrated_gradients`.
@@ -281,11 +281,44 @@ def vandermonde(v: torch.Tensor, x: torch.Tensor, L: int, *, conj: bool = True) 
     return _Vandermonde.apply(v, x, int(L), bool(conj))
 
 
-def kernel_diag(Lambda, B, C, dt, L: int, method: str = "zoh") -> torch.Tensor:
-    """:func:`fastcore.s4.kernel_diag` on tensors (no autograd)."""
-    from . import s4
+class _KernelDiag(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, Lambda, B, C, dt, L, method):
+        from . import s4
 
-    return _no_grad_call(s4.kernel_diag, (), Lambda, B, C, dt, L, method=method)
+        ctx.save_for_backward(Lambda, B, C)
+        ctx.method = method
+        ctx.dt = dt
+        return _tensor(s4.kernel_diag(_native(Lambda, "Lambda"), _native(B, "B"), _native(C, "C"),
+                                      _dt_arg(dt), L, method))
+
+    @staticmethod
+    def backward(ctx, grad):
+        from . import s4
+
+        Lambda, B, C = ctx.saved_tensors
+        dt = ctx.dt
+        dl, dB, dC, ddt = s4.kernel_diag_backward(_native(Lambda, "Lambda"), _native(B, "B"), _native(C, "C"),
+                                                  _dt_arg(dt), _native(grad.contiguous(), "grad"), ctx.method)
+        if isinstance(dt, torch.Tensor) and dt.requires_grad:
+            g_dt = torch.as_tensor(ddt, dtype=dt.dtype, device=dt.device).reshape(dt.shape)
+        else:
+            g_dt = None
+        return _tensor(dl), _tensor(dB), _tensor(dC), g_dt, None, None
+
+
+def _dt_arg(dt):
+    """dt for fastcore.s4: a float for a Python number or a 0-d tensor, else a native array."""
+    if isinstance(dt, torch.Tensor):
+        return float(dt) if dt.dim() == 0 else _native(dt.detach(), "dt")
+    return dt
+
+
+def kernel_diag(Lambda, B, C, dt, L: int, method: str = "zoh") -> torch.Tensor:
+    """Differentiable :func:`fastcore.s4.kernel_diag` (the S4D kernel) in Lambda, B, C and dt (a
+    tensor dt gets a gradient; a Python float is a constant). Complex gradients follow PyTorch's
+    convention; the backward is :func:`fastcore.s4.kernel_diag_backward`."""
+    return _KernelDiag.apply(Lambda, B, C, dt, int(L), str(method))
 
 
 def kernel_dplr(Lambda, P, B, Ct, dt, L: int) -> torch.Tensor:
