@@ -192,6 +192,9 @@ def s4_calls(rng):
         calls.append(Call(f"s4.kernel_diag[{tag}]", s4.kernel_diag, (Lam, B, C, dt, 33)))
         gK = rng.standard_normal((3, 33)).astype(rdt)
         calls.append(Call(f"s4.kernel_diag_backward[{tag}]", s4.kernel_diag_backward, (Lam, B, C, dt, gK)))
+        P = (0.3 * rng.standard_normal((3, 5)) + 0j).astype(cdt)
+        calls.append(Call(f"s4.kernel_dplr[{tag}]", s4.kernel_dplr, (Lam, P, B, C, dt, 33)))
+        calls.append(Call(f"s4.kernel_dplr_backward[{tag}]", s4.kernel_dplr_backward, (Lam, P, B, C, dt, gK)))
     return calls
 
 

@@ -374,6 +374,68 @@ def test_kernel_dplr_long_legs(rng):
     assert rel_err(K32, ref) < 3e-5
 
 
+@pytest.mark.parametrize("init", ["legs", "lin", "random"])
+@pytest.mark.parametrize("rank, channels, L", [(1, 0, 1), (1, 0, 2), (1, 2, 17), (2, 0, 64), (0, 3, 33), (3, 1, 20)])
+def test_kernel_dplr_backward_vs_reference_and_finite_differences(rng, init, rank, channels, L):
+    H, N = 2, 6
+    Lambda, P, B = _dplr_system(rng, init, H, N, max(rank, 1))
+    P = P[:rank] if P.ndim == 3 else (P[None] if rank else P[None][:0])
+    Ct = crandn(rng, channels, H, N) if channels else crandn(rng, H, N)
+    dt = np.array([1e-3, 1e-1])
+    g = rng.standard_normal(Ct.shape[:-1] + (L,))
+    got = s4.kernel_dplr_backward(Lambda, P, B, Ct, dt, g)
+    want = R.kernel_dplr_backward(Lambda, P, B, Ct, dt, g)
+    shapes = (Lambda.shape, P.shape, B.shape, Ct.shape, (H,))
+    for a, b, shape in zip(got[:4], want[:4], shapes):
+        assert a.shape == shape
+        if a.size:
+            assert rel_err(a, b) < 1e-10
+    # ddt sums terms of size ~|dLambda| |Lambda| / dt that cancel (exactly, for L = 1: K_0 does
+    # not depend on dt), so its error is measured against that scale
+    scale = max(np.abs(want[4]).max(), np.abs(want[0]).max() * np.abs(Lambda).max() / dt.min())
+    assert got[4].shape == (H,) and np.abs(got[4] - want[4]).max() < 1e-10 * scale
+
+    def loss(lam, p, b, c, d):
+        return float((s4.kernel_dplr(lam, p, b, c, d, L) * g).sum())
+
+    e = 1e-7   # one central difference along a random direction of every input at once
+    dirs = [crandn(rng, *a.shape) for a in (Lambda, P, B, Ct)] + [rng.standard_normal(H) * dt]
+    plus = [a + e * d for a, d in zip((Lambda, P, B, Ct, dt), dirs)]
+    minus = [a - e * d for a, d in zip((Lambda, P, B, Ct, dt), dirs)]
+    fd = (loss(*plus) - loss(*minus)) / (2 * e)
+    an = sum(float((np.conj(a) * d).real.sum()) for a, d in zip(got, dirs))
+    assert abs(fd - an) < 1e-6 * max(1.0, abs(an))
+
+
+def test_kernel_dplr_backward_shapes_dtypes_and_bad_input(rng):
+    H, N, L = 2, 5, 24
+    Lambda, P, B = R.random_dplr(rng, H, N, 1)
+    Ct = crandn(rng, H, N)
+    g = rng.standard_normal((H, L))
+    # rank-1 P given as (H, N) and P=None (rank 0) come back in the caller's form
+    d2 = s4.kernel_dplr_backward(Lambda, P[0], B, Ct, 0.05, g)
+    d3 = s4.kernel_dplr_backward(Lambda, P, B, Ct, 0.05, g)
+    assert d2[1].shape == (H, N) and np.array_equal(d2[1], d3[1][0])
+    assert isinstance(d3[4], float)
+    _, dP0, *_ = s4.kernel_dplr_backward(Lambda, None, B, Ct, np.full(H, 0.05), g)
+    assert dP0 is None
+    # single precision: complex64 parameters, float32 dt and grad, within float32 accuracy
+    dt = np.array([1e-2, 1e-1], np.float32)
+    ref = s4.kernel_dplr_backward(Lambda, P, B, Ct, dt.astype(np.float64), g)
+    got = s4.kernel_dplr_backward(*(a.astype(np.complex64) for a in (Lambda, P, B, Ct)), dt, g.astype(np.float32))
+    for a, b in zip(got, ref):
+        assert a.dtype == (np.float32 if b.dtype.kind == "f" else np.complex64)
+        assert rel_err(a, b) < 1e-4
+    with pytest.raises(ValueError, match="grad"):
+        s4.kernel_dplr_backward(Lambda, P, B, Ct, 0.05, g[None].repeat(2, 0))
+    with pytest.raises(TypeError, match="grad"):
+        s4.kernel_dplr_backward(Lambda, P, B, Ct, 0.05, g.astype(np.float32))
+    with pytest.raises(ValueError, match="grad"):
+        s4.kernel_dplr_backward(Lambda, P, B, Ct, 0.05, np.full_like(g, np.inf))
+    with pytest.raises(ValueError, match="Lambda"):
+        s4.kernel_dplr_backward(-Lambda, P, B, Ct, 0.05, g)
+
+
 def test_ctilde_double_length(rng):
     H, N, L = 2, 6, 16
     Lambda, P, B = R.random_dplr(rng, H, N)

@@ -107,6 +107,13 @@ def test_kernel_dplr_cuda_rank2_channels(rng):
     assert got.shape == (2, H, L) and rel_err(got, ref) < 1e-10
     with pytest.raises(ValueError, match="CUDA"):
         s4.kernel_dplr(*(cp.asarray(a) for a in (Lambda, P, B)), cp.asarray(crandn(rng, 5, H, N)), 0.05, L)
+    # the backward on CuPy runs the same steps as on the CPU (checked there against the reference)
+    g = rng.standard_normal((2, H, L))
+    want = s4.kernel_dplr_backward(Lambda, P, B, Ct, np.full(H, 0.05), g)
+    got = s4.kernel_dplr_backward(*(cp.asarray(a) for a in (Lambda, P, B, Ct)), cp.asarray(np.full(H, 0.05)),
+                                  cp.asarray(g))
+    for a, b in zip(got, want):
+        assert isinstance(a, cp.ndarray) and a.shape == b.shape and rel_err(a, b) < 1e-10
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

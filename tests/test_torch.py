@@ -160,13 +160,21 @@ def test_vandermonde_gradcheck(rng):
     assert torch.autograd.gradcheck(lambda a, b: ft.vandermonde(a, b, 9, conj=False), (v, x), eps=1e-6, atol=1e-6)
 
 
-def test_kernel_dplr_without_backward_refuses_grad(rng):
-    Lam = torch.from_numpy(-0.5 + 1j * np.arange(4.0)).reshape(1, 4).requires_grad_(True)
-    P = torch.ones(1, 4, dtype=torch.complex128)
-    B = torch.ones(1, 4, dtype=torch.complex128)
-    C = torch.ones(1, 4, dtype=torch.complex128)
-    with pytest.raises(TypeError, match="no backward kernel"):
-        ft.kernel_dplr(Lam, P, B, C, torch.full((1,), 0.1, dtype=torch.float64), 8)
+def test_kernel_dplr_gradcheck(rng):
+    # rank-1 DPLR with two output channels and per-channel dt: every input differentiable; P given
+    # (H, N) for rank 1; an even L exercises the Nyquist bin, an odd one the mirrored bins only.
+    from fastcore.reference import s4 as R
+
+    H, N = 2, 3
+    lam, P, B = R.random_dplr(rng, H, N, 1)
+    Lam = torch.from_numpy(lam).requires_grad_(True)
+    Pt = torch.from_numpy(P[0]).requires_grad_(True)
+    Bt = torch.from_numpy(B).requires_grad_(True)
+    Ct = torch.from_numpy(rng.standard_normal((2, H, N)) + 1j * rng.standard_normal((2, H, N))).requires_grad_(True)
+    dt = torch.from_numpy(np.array([1e-2, 1e-1])).requires_grad_(True)
+    for L in (8, 7):
+        assert torch.autograd.gradcheck(lambda a, p, b, c, d: ft.kernel_dplr(a, p, b, c, d, L),
+                                        (Lam, Pt, Bt, Ct, dt), eps=1e-7, atol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["zoh", "bilinear"])

@@ -27,7 +27,7 @@ from .reference import s4 as _ref
 
 __all__ = [
     "cauchy", "cauchy_backward", "vandermonde", "vandermonde_backward", "kernel_dplr", "kernel_diag",
-    "kernel_diag_backward",
+    "kernel_diag_backward", "kernel_dplr_backward",
     "ctilde", "double_length", "discretize", "scan", "fftconv", "fftconv_backward", "rtf_kernel",
     "rfft", "irfft",
 ]
@@ -336,6 +336,99 @@ def kernel_dplr(Lambda, P, B, Ct, dt, L):
     if K.size:
         _cpu().kernel_dplr(Lambda, np.ascontiguousarray(P), B, np.ascontiguousarray(Ct3), dtv, K)
     return K[0] if squeeze else K
+
+
+def kernel_dplr_backward(Lambda, P, B, Ct, dt, grad):
+    """Gradients of ``kernel_dplr`` for a real loss with dL/dK = ``grad`` ((H, L) or (C, H, L),
+    the kernel's real dtype): returns (dLambda, dP, dB, dCt, ddt) — complex gradients in the
+    convention of ``cauchy_backward`` (dz = dL/dRe z + i dL/dIm z, as PyTorch), dP of P's shape
+    (None when P is None), ddt of dt's shape (a float for a scalar dt).
+
+    The forward's steps are replayed in complex128 and differentiated in reverse (notes §3-4):
+    irfft (its adjoint is rfft(grad)/L, doubled for the bins it mirrors), the closed-form Nyquist
+    node dt Re sum Ct B, the (1 + i t_k) factor, Woodbury per (channel, node) khat = k00 -
+    k01^T (I + k11^T)^-1 k10 (adjoint solves with the conjugate transpose, batched), then the
+    compiled ``cauchy_backward`` for the (1+r)(C+r) Cauchy products v = dt b_a c_c over the
+    nodes z_k = 2i tan(pi k/L) with poles w = dt Lambda. cside holds conj(P), so P's gradient
+    from it is conjugated. NumPy or CuPy (same steps)."""
+    p_shape = None if P is None else tuple(getattr(P, "shape", np.shape(P)))
+    Lambda, B, P, H, N = _ssm_params(Lambda, B, P)
+    xp = _xp(Lambda)
+    dtype = Lambda.dtype.name
+    P3 = xp.zeros((0, H, N), Lambda.dtype) if P is None else P
+    Ct = _c_side(Ct, "Ct", dtype, H, N, like=Lambda)
+    scalar_dt = np.isscalar(dt) or (isinstance(dt, np.ndarray) and dt.ndim == 0)
+    dtv = _dt(dt, H, like=Lambda)
+    real = _REAL_OF[dtype]
+    lead = Ct.shape[:-1]
+    grad = _arr(grad, "grad", (np.dtype(real).name,), ndim=len(lead) + 1)
+    _checks.check_shape(grad, "grad", lead + (None,))
+    _checks.same_device(Lambda=Lambda, grad=grad)
+    _check_finite(grad, "grad")
+    L = _length(grad.shape[-1], "grad.shape[-1]")
+    squeeze = Ct.ndim == 2
+    c128 = np.complex128
+    lam, b, pp = Lambda.astype(c128), B.astype(c128), P3.astype(c128)
+    ct = (Ct[None] if squeeze else Ct).astype(c128)
+    g = (grad[None] if squeeze else grad).astype(np.float64)
+    nC, r = ct.shape[0], pp.shape[0]
+    nreg = (L + 1) // 2
+    t = xp.asarray(np.tan(np.pi * np.arange(nreg) / L))
+    z = 2j * t
+    d = dtv[:, None]                                     # (H, 1)
+
+    # Forward intermediates (the compiled Cauchy product, complex128).
+    bside = xp.concatenate([b[None], pp], 0)             # (1+r, H, N)
+    cside = xp.concatenate([ct, xp.conj(pp)], 0)         # (C+r, H, N)
+    v = d * bside[:, None] * cside[None, :]              # (1+r, C+r, H, N)
+    w = xp.ascontiguousarray(xp.broadcast_to(d * lam, v.shape))
+    v = xp.ascontiguousarray(v)
+    k = cauchy(v, z, w)                                  # (1+r, C+r, H, nreg)
+    k00, k01, k10, k11 = k[0, :nC], k[1:, :nC], k[0, nC:], k[1:, nC:]
+
+    # irfft adjoint: dF_k = rfft(g)_k / L, doubled where irfft mirrors the bin (0 < k < L/2).
+    G = xp.fft.rfft(g, axis=-1) / L                      # (C, H, L//2 + 1)
+    scale = xp.full(L // 2 + 1, 2.0)
+    scale[0] = 1.0
+    if L % 2 == 0:
+        scale[-1] = 1.0
+    G = G * scale
+    dkhat = G[..., :nreg] * (1 - 1j * t)                 # through khat * (1 + i t)
+    dk = xp.zeros_like(k)
+    dk[0, :nC] = dkhat                                   # khat = k00 - ...
+    if r:
+        M = xp.eye(r) + xp.moveaxis(k11, (0, 1), (-1, -2))            # [h, n, i(c), j(b)]
+        x = xp.linalg.solve(M, xp.moveaxis(k10, 0, -1)[..., None])[..., 0]  # (H, n, r)
+        # khat = k00 - sum_q k01[q] x[q]: dk01[q] = -conj(x[q]) dkhat, dx[q] = -sum_c conj(k01[q, c]) dkhat[c]
+        dk[1:, :nC] = -xp.conj(xp.moveaxis(x, -1, 0))[:, None] * dkhat[None]
+        dx = -xp.einsum("qchn,chn->hnq", xp.conj(k01), dkhat)
+        # x = M^-1 k10: dk10 = M^-H dx, dM = -dk10 x^H; M[i, j] = delta + k11[j, i]
+        dk10 = xp.linalg.solve(xp.conj(xp.swapaxes(M, -1, -2)), dx[..., None])[..., 0]   # (H, n, r)
+        dM = -dk10[..., :, None] * xp.conj(x)[..., None, :]                               # (H, n, i, j)
+        dk[0, nC:] = xp.moveaxis(dk10, -1, 0)
+        dk[1:, nC:] = xp.moveaxis(dM, (-1, -2), (0, 1))                                    # [j(b), i(c)]
+    dv, dw = cauchy_backward(v, z, w, xp.ascontiguousarray(dk))
+
+    # v = dt bside[a] cside[c], w = dt Lambda.
+    dbside = d * xp.einsum("achn,chn->ahn", dv, xp.conj(cside))
+    dcside = d * xp.einsum("achn,ahn->chn", dv, xp.conj(bside))
+    dLambda = d * dw.sum(axis=(0, 1))
+    ddt = (xp.einsum("achn,ahn,chn->h", dv, xp.conj(bside), xp.conj(cside)).real
+           + (dw.sum(axis=(0, 1)) * xp.conj(lam)).real.sum(-1))
+    dB, dP = dbside[0], dbside[1:] + xp.conj(dcside[nC:])
+    dCt = dcside[:nC]
+    if L % 2 == 0:  # the Nyquist bin dt Re sum Ct B, real: its gradient is G's real part there
+        gN = G[..., L // 2].real                         # (C, H)
+        dCt = dCt + (gN * dtv)[..., None] * xp.conj(b)[None]
+        dB = dB + ((gN * dtv)[..., None] * xp.conj(ct)).sum(0)
+        ddt = ddt + (gN * (ct * b[None]).sum(-1).real).sum(0)
+    cdt = Lambda.dtype
+    if scalar_dt:
+        ddt = float(ddt.sum())
+    else:
+        ddt = ddt.astype(dt.dtype if hasattr(dt, "dtype") and dt.dtype.kind == "f" else np.float64)
+    dP_out = None if p_shape is None else dP.astype(cdt).reshape(p_shape)
+    return (dLambda.astype(cdt), dP_out, dB.astype(cdt), (dCt[0] if squeeze else dCt).astype(cdt), ddt)
 
 
 def _diag_coefficients(xp, Lambda, B, C, dtv, method):

@@ -8,9 +8,9 @@ CuPy views on the tensor's current stream) and results come back as tensors the 
   :func:`entmax_bisect` — differentiable in ``x`` (``dim`` instead of NumPy's ``axis``).
 - Monarch: :func:`monarch_multiply` (differentiable in x, w1, w2) and :class:`MonarchLinear`
   (an ``nn.Module`` whose ``w1``/``w2`` use the reference layout, so existing weights load).
-- S4: :func:`cauchy`, :func:`vandermonde`, :func:`fftconv` and :func:`kernel_diag` (the S4D
-  kernel, differentiable in Lambda, B, C and dt), :func:`kernel_dplr` (forward only: fastcore has
-  no backward kernel for it; it refuses tensors that require grad).
+- S4: :func:`cauchy`, :func:`vandermonde`, :func:`fftconv`, :func:`kernel_diag` (the S4D kernel,
+  differentiable in Lambda, B, C and dt) and :func:`kernel_dplr` (the S4 kernel, differentiable
+  in Lambda, P, B, Ct and dt).
 - :class:`Tiger`: a ``torch.optim.Optimizer`` over :func:`fastcore.tiger.tiger_step`.
 - :func:`ig_grad_fn`: turns an ``nn.Module`` into the gradient callable of
   :func:`fastcore.ig.integrated_gradients`.
@@ -248,14 +248,6 @@ def cauchy(v: torch.Tensor, z: torch.Tensor, w: torch.Tensor, *, conj: bool = Tr
     return _Cauchy.apply(v, z, w, bool(conj))
 
 
-def _no_grad_call(fn: Callable, names, *tensors, **kwargs):
-    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad
-                                        for t in tensors):
-        raise TypeError(f"{fn.__name__}: fastcore has no backward kernel for this function; "
-                        f"call it under torch.no_grad() or on detached tensors")
-    return _interop.accepts_dlpack(fn)(*tensors, **kwargs)
-
-
 class _Vandermonde(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, x, L, conj):
@@ -321,11 +313,36 @@ def kernel_diag(Lambda, B, C, dt, L: int, method: str = "zoh") -> torch.Tensor:
     return _KernelDiag.apply(Lambda, B, C, dt, int(L), str(method))
 
 
-def kernel_dplr(Lambda, P, B, Ct, dt, L: int) -> torch.Tensor:
-    """:func:`fastcore.s4.kernel_dplr` on tensors (no autograd)."""
-    from . import s4
+class _KernelDplr(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, Lambda, P, B, Ct, dt, L):
+        from . import s4
 
-    return _no_grad_call(s4.kernel_dplr, (), Lambda, P, B, Ct, dt, L)
+        ctx.save_for_backward(Lambda, P, B, Ct)
+        ctx.dt = dt
+        return _tensor(s4.kernel_dplr(_native(Lambda, "Lambda"), _native(P, "P"), _native(B, "B"),
+                                      _native(Ct, "Ct"), _dt_arg(dt), L))
+
+    @staticmethod
+    def backward(ctx, grad):
+        from . import s4
+
+        Lambda, P, B, Ct = ctx.saved_tensors
+        dt = ctx.dt
+        dl, dP, dB, dCt, ddt = s4.kernel_dplr_backward(
+            _native(Lambda, "Lambda"), _native(P, "P"), _native(B, "B"), _native(Ct, "Ct"), _dt_arg(dt),
+            _native(grad.contiguous(), "grad"))
+        g_dt = None
+        if isinstance(dt, torch.Tensor) and dt.requires_grad:
+            g_dt = torch.as_tensor(ddt, dtype=dt.dtype, device=dt.device).reshape(dt.shape)
+        return _tensor(dl), _tensor(dP), _tensor(dB), _tensor(dCt), g_dt, None
+
+
+def kernel_dplr(Lambda, P, B, Ct, dt, L: int) -> torch.Tensor:
+    """Differentiable :func:`fastcore.s4.kernel_dplr` (the S4 kernel) in Lambda, P, B, Ct and dt (a
+    tensor dt gets a gradient; a Python float is a constant). Complex gradients follow PyTorch's
+    convention; the backward is :func:`fastcore.s4.kernel_dplr_backward`."""
+    return _KernelDplr.apply(Lambda, P, B, Ct, dt, int(L))
 
 
 class _FFTConv(torch.autograd.Function):

@@ -204,6 +204,72 @@ def kernel_dplr(Lambda, P, B, Ct, dt, L):
     return K[0] if squeeze else K
 
 
+def kernel_dplr_backward(Lambda, P, B, Ct, dt, grad):
+    """(dLambda, dP, dB, dCt, ddt (H,)) of kernel_dplr for dL/dK = grad, complex gradients
+    dz = dL/dRe z + i dL/dIm z. Written to be checked, not fast: the inverse DFT's adjoint from its
+    explicit real matrix (K = A_re Re F + A_im Im F over the bins), Woodbury by an explicit inverse
+    per (channel, node), the materialised Cauchy backward."""
+    Lambda, B, Ct = np.asarray(Lambda, _c), np.asarray(B, _c), np.asarray(Ct, _c)
+    p_given = P is not None
+    P = np.zeros((0,) + Lambda.shape, _c) if P is None else np.asarray(P, _c).reshape(-1, *Lambda.shape)
+    dt = np.asarray(dt, np.float64)
+    g = np.asarray(grad, np.float64)
+    squeeze = Ct.ndim == 2
+    Ct, g = (Ct[None], g[None]) if squeeze else (Ct, g)
+    nC, r, L = Ct.shape[0], P.shape[0], g.shape[-1]
+    nreg = (L + 1) // 2
+    t = np.tan(np.pi * np.arange(nreg) / L)
+    z = 2j * t
+    # irfft as a real matrix: K_l = sum_k m_k (Re F_k cos(2 pi k l/L) - Im F_k sin(...)) / L,
+    # m_k = 1 for the DC and Nyquist bins, 2 for the mirrored ones (Im of DC/Nyquist unused).
+    nb = L // 2 + 1
+    ang = 2 * np.pi * np.outer(np.arange(L), np.arange(nb)) / L
+    m = np.full(nb, 2.0)
+    m[0] = 1.0
+    if L % 2 == 0:
+        m[-1] = 1.0
+    A_re, A_im = m * np.cos(ang) / L, -m * np.sin(ang) / L
+    A_im[:, 0] = 0.0
+    if L % 2 == 0:
+        A_im[:, -1] = 0.0
+    dF = g @ A_re + 1j * (g @ A_im)                       # (C, H, nb)
+    dkhat = dF[..., :nreg] * np.conj(1 + 1j * t)
+    w = dt[:, None] * Lambda
+    bside = np.concatenate([B[None], P], 0)
+    cside = np.concatenate([Ct, P.conj()], 0)
+    v = dt[None, None, :, None] * bside[:, None] * cside[None, :]
+    wb = np.broadcast_to(w, v.shape)
+    k = cauchy(v, z, wb)
+    dk = np.zeros_like(k)
+    H = Lambda.shape[0]
+    for h in range(H):
+        for j in range(nreg):
+            k00, k01, k10 = k[0, :nC, h, j], k[1:, :nC, h, j], k[0, nC:, h, j]   # (C,), (r, C), (r,)
+            dkh = dkhat[:, h, j]
+            dk[0, :nC, h, j] = dkh
+            if r:
+                Minv = np.linalg.inv(np.eye(r) + k[1:, nC:, h, j].T)              # M[i, jb] = k11[jb, i]
+                x = Minv @ k10
+                dk[1:, :nC, h, j] = -np.outer(np.conj(x), dkh)
+                dx = -np.conj(k01) @ dkh
+                dk10 = np.conj(Minv).T @ dx
+                dk[0, nC:, h, j] = dk10
+                dk[1:, nC:, h, j] = (-np.outer(dk10, np.conj(x))).T
+    dv, dw = cauchy_backward(v, z, wb, dk)
+    dbside = (dv * np.conj(dt[None, None, :, None] * cside[None, :])).sum(1)
+    dcside = (dv * np.conj(dt[None, None, :, None] * bside[:, None])).sum(0)
+    dLambda = dt[:, None] * dw.sum((0, 1))
+    ddt = (dv * np.conj(bside[:, None] * cside[None, :])).real.sum((0, 1, 3)) + \
+        (dw.sum((0, 1)) * np.conj(Lambda)).real.sum(-1)
+    dB, dP, dCt = dbside[0], dbside[1:] + np.conj(dcside[nC:]), dcside[:nC]
+    if L % 2 == 0:
+        gN = dF[..., -1].real
+        dCt = dCt + (gN * dt)[..., None] * np.conj(B)[None]
+        dB = dB + ((gN * dt)[..., None] * np.conj(Ct)).sum(0)
+        ddt = ddt + (gN * (Ct * B[None]).sum(-1).real).sum(0)
+    return dLambda, (dP if p_given else None), dB, (dCt[0] if squeeze else dCt), ddt
+
+
 def diag_coefficients(Lambda, B, C, dt, method="zoh"):
     """(v, x) of the S4D kernel K_l = 2 Re sum_n v_n exp(x_n l) (notes §5)."""
     Lambda, B, C = np.asarray(Lambda, _c), np.asarray(B, _c), np.asarray(C, _c)
