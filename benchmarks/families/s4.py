@@ -59,6 +59,36 @@ def cases(ctx):
         check=lambda: max_rel_error(s4.kernel_dplr(*args, dt, L), R.kernel_dplr(Lambda, P, B, Ct, dt, L)),
     ))
 
+    # ---- kernel backward passes: H = 32, N = 32, L = 1024, complex64 ----------------------------
+    # against the float64 references (materialised Vandermonde / per-node loops) and, as a peer,
+    # the forward kernel on the same inputs (the backward-to-forward time ratio).
+    Hb, Lb = ctx.size(32, 8), 1024
+    lam_d, B_d = R.s4d_lin(N, Hb)
+    C_d = _crandn(rng, Hb, N)
+    dt_b = np.exp(rng.uniform(np.log(1e-3), np.log(1e-1), Hb))
+    gK = rng.standard_normal((Hb, Lb))
+    gK32 = gK.astype(np.float32)
+    d64 = [a.astype(np.complex64) for a in (lam_d, B_d, C_d)]
+    out.append(Case(
+        family="s4", name=f"kernel_diag_backward c64 H={Hb} N={N} L={Lb}",
+        compiled=lambda: s4.kernel_diag_backward(*d64, dt_b, gK32),
+        reference=lambda: R.kernel_diag_backward(*d64, dt_b, gK),
+        peers={"its forward, kernel_diag": lambda: s4.kernel_diag(*d64, dt_b, Lb)},
+        check=lambda: "dLambda " + _cerr(s4.kernel_diag_backward(*d64, dt_b, gK32)[0],
+                                         R.kernel_diag_backward(lam_d, B_d, C_d, dt_b, gK)[0]),
+    ))
+    lam_p, P_p, B_p = R.hippo_legs(N, Hb)
+    Ct_p = _crandn(rng, Hb, N)
+    p64 = [a.astype(np.complex64) for a in (lam_p, P_p, B_p, Ct_p)]
+    out.append(Case(
+        family="s4", name=f"kernel_dplr_backward c64 H={Hb} N={N} L={Lb}",
+        compiled=lambda: s4.kernel_dplr_backward(*p64, dt_b, gK32),
+        reference=lambda: R.kernel_dplr_backward(*p64, dt_b, gK),
+        peers={"its forward, kernel_dplr": lambda: s4.kernel_dplr(*p64, dt_b, Lb)},
+        check=lambda: "dLambda " + _cerr(s4.kernel_dplr_backward(*p64, dt_b, gK32)[0],
+                                         R.kernel_dplr_backward(lam_p, P_p, B_p, Ct_p, dt_b, gK)[0]),
+    ))
+
     # ---- fftconv: B = 8, H = 256, L = 4096, float32 --------------------------------------------
     Bn, H, L = 8, ctx.size(256, 32), 4096
     u = rng.standard_normal((Bn, H, L)).astype(np.float32)

@@ -338,6 +338,14 @@ def kernel_dplr(Lambda, P, B, Ct, dt, L):
     return K[0] if squeeze else K
 
 
+def _solve_batched(xp, M, b):
+    """x with M x = b for a stack of r x r systems (..., r, r), (..., r): rank 1 (HiPPO-LegS, the
+    common case) by one division, larger ranks by the batched LU solve (per-matrix overhead)."""
+    if M.shape[-1] == 1:
+        return b / M[..., 0]
+    return xp.linalg.solve(M, b[..., None])[..., 0]
+
+
 def kernel_dplr_backward(Lambda, P, B, Ct, dt, grad):
     """Gradients of ``kernel_dplr`` for a real loss with dL/dK = ``grad`` ((H, L) or (C, H, L),
     the kernel's real dtype): returns (dLambda, dP, dB, dCt, ddt) — complex gradients in the
@@ -398,12 +406,12 @@ def kernel_dplr_backward(Lambda, P, B, Ct, dt, grad):
     dk[0, :nC] = dkhat                                   # khat = k00 - ...
     if r:
         M = xp.eye(r) + xp.moveaxis(k11, (0, 1), (-1, -2))            # [h, n, i(c), j(b)]
-        x = xp.linalg.solve(M, xp.moveaxis(k10, 0, -1)[..., None])[..., 0]  # (H, n, r)
+        x = _solve_batched(xp, M, xp.moveaxis(k10, 0, -1))            # (H, n, r)
         # khat = k00 - sum_q k01[q] x[q]: dk01[q] = -conj(x[q]) dkhat, dx[q] = -sum_c conj(k01[q, c]) dkhat[c]
         dk[1:, :nC] = -xp.conj(xp.moveaxis(x, -1, 0))[:, None] * dkhat[None]
         dx = -xp.einsum("qchn,chn->hnq", xp.conj(k01), dkhat)
         # x = M^-1 k10: dk10 = M^-H dx, dM = -dk10 x^H; M[i, j] = delta + k11[j, i]
-        dk10 = xp.linalg.solve(xp.conj(xp.swapaxes(M, -1, -2)), dx[..., None])[..., 0]   # (H, n, r)
+        dk10 = _solve_batched(xp, xp.conj(xp.swapaxes(M, -1, -2)), dx)                   # (H, n, r)
         dM = -dk10[..., :, None] * xp.conj(x)[..., None, :]                               # (H, n, i, j)
         dk[0, nC:] = xp.moveaxis(dk10, -1, 0)
         dk[1:, nC:] = xp.moveaxis(dM, (-1, -2), (0, 1))                                    # [j(b), i(c)]
