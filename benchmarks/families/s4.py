@@ -28,6 +28,21 @@ def _crandn(rng, *shape):
     return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
 
 
+def _backward_case(name, backward, reference, forward, params, dt, g):
+    """A kernel's backward pass (complex64 parameters, float32 grad) against its float64 reference
+    (materialised Vandermonde / per-node loops), with the forward kernel on the same inputs as the
+    peer: the backward-to-forward time ratio."""
+    p64 = [a.astype(np.complex64) for a in params]
+    g32 = g.astype(np.float32)
+    return Case(
+        family="s4", name=name,
+        compiled=lambda: backward(*p64, dt, g32),
+        reference=lambda: reference(*p64, dt, g),
+        peers={f"its forward, {forward.__name__}": lambda: forward(*p64, dt, g.shape[-1])},
+        check=lambda: "dLambda " + _cerr(backward(*p64, dt, g32)[0], reference(*params, dt, g)[0]),
+    )
+
+
 def cases(ctx):
     rng = np.random.default_rng(0)
     out = []
@@ -60,34 +75,15 @@ def cases(ctx):
     ))
 
     # ---- kernel backward passes: H = 32, N = 32, L = 1024, complex64 ----------------------------
-    # against the float64 references (materialised Vandermonde / per-node loops) and, as a peer,
-    # the forward kernel on the same inputs (the backward-to-forward time ratio).
     Hb, Lb = ctx.size(32, 8), 1024
-    lam_d, B_d = R.s4d_lin(N, Hb)
-    C_d = _crandn(rng, Hb, N)
     dt_b = np.exp(rng.uniform(np.log(1e-3), np.log(1e-1), Hb))
     gK = rng.standard_normal((Hb, Lb))
-    gK32 = gK.astype(np.float32)
-    d64 = [a.astype(np.complex64) for a in (lam_d, B_d, C_d)]
-    out.append(Case(
-        family="s4", name=f"kernel_diag_backward c64 H={Hb} N={N} L={Lb}",
-        compiled=lambda: s4.kernel_diag_backward(*d64, dt_b, gK32),
-        reference=lambda: R.kernel_diag_backward(*d64, dt_b, gK),
-        peers={"its forward, kernel_diag": lambda: s4.kernel_diag(*d64, dt_b, Lb)},
-        check=lambda: "dLambda " + _cerr(s4.kernel_diag_backward(*d64, dt_b, gK32)[0],
-                                         R.kernel_diag_backward(lam_d, B_d, C_d, dt_b, gK)[0]),
-    ))
-    lam_p, P_p, B_p = R.hippo_legs(N, Hb)
-    Ct_p = _crandn(rng, Hb, N)
-    p64 = [a.astype(np.complex64) for a in (lam_p, P_p, B_p, Ct_p)]
-    out.append(Case(
-        family="s4", name=f"kernel_dplr_backward c64 H={Hb} N={N} L={Lb}",
-        compiled=lambda: s4.kernel_dplr_backward(*p64, dt_b, gK32),
-        reference=lambda: R.kernel_dplr_backward(*p64, dt_b, gK),
-        peers={"its forward, kernel_dplr": lambda: s4.kernel_dplr(*p64, dt_b, Lb)},
-        check=lambda: "dLambda " + _cerr(s4.kernel_dplr_backward(*p64, dt_b, gK32)[0],
-                                         R.kernel_dplr_backward(lam_p, P_p, B_p, Ct_p, dt_b, gK)[0]),
-    ))
+    lam_d, B_d = R.s4d_lin(N, Hb)
+    out.append(_backward_case(f"kernel_diag_backward c64 H={Hb} N={N} L={Lb}", s4.kernel_diag_backward,
+                              R.kernel_diag_backward, s4.kernel_diag, (lam_d, B_d, _crandn(rng, Hb, N)), dt_b, gK))
+    out.append(_backward_case(f"kernel_dplr_backward c64 H={Hb} N={N} L={Lb}", s4.kernel_dplr_backward,
+                              R.kernel_dplr_backward, s4.kernel_dplr, R.hippo_legs(N, Hb) + (_crandn(rng, Hb, N),),
+                              dt_b, gK))
 
     # ---- fftconv: B = 8, H = 256, L = 4096, float32 --------------------------------------------
     Bn, H, L = 8, ctx.size(256, 32), 4096
