@@ -102,6 +102,32 @@ void dplr_t(const py::array& Lambda, const py::array& P, const py::array& B, con
 }
 
 template <class T>
+void dplr_bwd_t(const py::array& Lambda, const py::array& P, const py::array& B, const py::array& Ct,
+                const py::array& dt, const py::array& dkhat, std::int64_t L, py::array& dv, py::array& dw) {
+  s4::DplrShape s;
+  s.H = static_cast<std::int64_t>(Lambda.shape(0));
+  s.N = static_cast<std::int64_t>(Lambda.shape(1));
+  s.rank = static_cast<std::int64_t>(P.shape(0));
+  s.channels = static_cast<std::int64_t>(Ct.shape(0));
+  s.L = L;
+  const std::int64_t np = (1 + s.rank) * (s.channels + s.rank);
+  FASTCORE_CHECK(L >= 1 && P.ndim() == 3 && P.shape(1) == s.H && P.shape(2) == s.N && B.shape(0) == s.H &&
+                     B.shape(1) == s.N && Ct.ndim() == 3 && Ct.shape(1) == s.H && Ct.shape(2) == s.N &&
+                     dt.shape(0) == s.H && dkhat.ndim() == 3 && dkhat.shape(0) == s.channels &&
+                     dkhat.shape(1) == s.H && dkhat.shape(2) == (L + 1) / 2 && dv.ndim() == 3 &&
+                     dv.shape(0) == np && dv.shape(1) == s.H && dv.shape(2) == s.N && dw.ndim() == 2 &&
+                     dw.shape(0) == s.H && dw.shape(1) == s.N,
+                 "s4.kernel_dplr_backward: inconsistent shapes");
+  const T *pl = cin<T>(Lambda, "Lambda"), *pp = cin<T>(P, "P"), *pb = cin<T>(B, "B"), *pc = cin<T>(Ct, "Ct");
+  const double* pd = input_ptr<double>(dt, "dt");
+  const double* pg = cin<double>(dkhat, "dkhat");
+  double* pdv = cout_<double>(dv, "dv");
+  double* pdw = cout_<double>(dw, "dw");
+  py::gil_scoped_release release;
+  s4::kernel_dplr_backward<T>(pl, pp, pb, pc, pd, pg, pdv, pdw, s);
+}
+
+template <class T>
 void conv_t(const py::array& u, const py::array& k, const py::object& D, py::array& y, bool bidi) {
   const auto batch = static_cast<std::int64_t>(u.shape(0)), H = static_cast<std::int64_t>(u.shape(1));
   const auto L = static_cast<std::int64_t>(u.shape(2)), Lk = static_cast<std::int64_t>(k.shape(2));
@@ -195,6 +221,13 @@ void bind_s4(py::module_& m) {
                           const py::array& dt, py::array& K) {
     is_single(L) ? dplr_t<float>(L, P, B, Ct, dt, K) : dplr_t<double>(L, P, B, Ct, dt, K);
   }, py::arg("Lambda"), py::arg("P"), py::arg("B"), py::arg("Ct"), py::arg("dt"), py::arg("K"));
+  m.def("kernel_dplr_backward", [](const py::array& L, const py::array& P, const py::array& B, const py::array& Ct,
+                                   const py::array& dt, const py::array& dkhat, std::int64_t len, py::array& dv,
+                                   py::array& dw) {
+    is_single(L) ? dplr_bwd_t<float>(L, P, B, Ct, dt, dkhat, len, dv, dw)
+                 : dplr_bwd_t<double>(L, P, B, Ct, dt, dkhat, len, dv, dw);
+  }, py::arg("Lambda"), py::arg("P"), py::arg("B"), py::arg("Ct"), py::arg("dt"), py::arg("dkhat"), py::arg("L"),
+        py::arg("dv"), py::arg("dw"));
   m.def("fftconv", [](const py::array& u, const py::array& k, const py::object& D, py::array& y, bool bidi) {
     is_single(u) ? conv_t<float>(u, k, D, y, bidi) : conv_t<double>(u, k, D, y, bidi);
   }, py::arg("u"), py::arg("K"), py::arg("D"), py::arg("out"), py::arg("bidirectional"));

@@ -45,6 +45,14 @@ struct DplrShape {
 template <class T>
 void kernel_dplr(const T* Lambda, const T* P, const T* B, const T* Ct, const double* dt, T* K, const DplrShape& s);
 
+// Backward of kernel_dplr's spectrum: dkhat (channels, H, (L+1)/2) complex128 = dL/d khat at the
+// regular nodes (through the inverse DFT's adjoint and the (1 + i t) factor) -> dv (np, H, N) the
+// gradients of the Cauchy numerators v_p = dt b_a c_c, p = a (C + rank) + c, and dw (H, N) the
+// poles' gradient summed over the products (cauchy_backward's convention); complex128 outputs.
+template <class T>
+void kernel_dplr_backward(const T* Lambda, const T* P, const T* B, const T* Ct, const double* dt,
+                          const double* dkhat, double* dv, double* dw, const DplrShape& s);
+
 // y (rows, L) = causal (or bidirectional) linear convolution of u (rows = batch*H, L) with the
 // per-channel kernels k (nk kernels per channel: 1 or 2, each (H, Lk)) + D[h] u (D may be null).
 // Bidirectional: y[t] += sum_m k1[m] u[t+m+1] (strictly anticausal, the reference's convention).

@@ -26,6 +26,10 @@
   X(kernel_dplr, T, S,                                                                                            \
     (const T* Lambda, const T* P, const T* B, const T* Ct, const double* dt, T* K, const DplrShape& s),          \
     (Lambda, P, B, Ct, dt, K, s))                                                                                 \
+  X(kernel_dplr_backward, T, S,                                                                                   \
+    (const T* Lambda, const T* P, const T* B, const T* Ct, const double* dt, const double* dkhat, double* dv,     \
+     double* dw, const DplrShape& s),                                                                             \
+    (Lambda, P, B, Ct, dt, dkhat, dv, dw, s))                                                                     \
   X(fftconv, T, S,                                                                                                \
     (const T* u, const T* k, const T* D, T* y, std::int64_t batch, std::int64_t H, std::int64_t L,               \
      std::int64_t Lk, bool bidirectional),                                                                        \

@@ -350,6 +350,75 @@ void vandermonde_backward(const double* v, const double* x, const T* g, double* 
 // ---------------------------------------------------------------------------------------------
 namespace {
 
+// Pass 1 of kernel_dplr_backward for one state and nb nodes z_j = 2i t_j: d1 = 1/(z - w),
+// d2 = 1/(z - conj w) (w = a_r + i a_i), vectorised over the nodes.
+inline void dplr_reciprocals(const double* __restrict t, std::int64_t nb, double a_r, double a_i,
+                             double* __restrict e1r, double* __restrict e1i, double* __restrict e2r,
+                             double* __restrict e2i) {
+  for (std::int64_t j = 0; j < nb; ++j) {
+    const double sj = 2.0 * t[j];
+    const double x1 = -a_r, y1 = sj - a_i, inv1 = 1.0 / (x1 * x1 + y1 * y1);  // z - w, z = i s
+    const double y2 = sj + a_i, inv2 = 1.0 / (x1 * x1 + y2 * y2);              // z - conj w
+    e1r[j] = x1 * inv1;
+    e1i[j] = -y1 * inv1;
+    e2r[j] = x1 * inv2;
+    e2i[j] = -y2 * inv2;
+  }
+}
+
+// k_j += v d1_j + conj(v) d2_j over nb nodes (one product's Cauchy sums, one state).
+inline void dplr_cauchy_accumulate(std::int64_t nb, double pr, double pi, const double* __restrict ar,
+                                   const double* __restrict ai, const double* __restrict br,
+                                   const double* __restrict bi, double* __restrict yr, double* __restrict yi) {
+  for (std::int64_t j = 0; j < nb; ++j) {
+    yr[j] += (pr * ar[j] - pi * ai[j]) + (pr * br[j] + pi * bi[j]);
+    yi[j] += (pr * ai[j] + pi * ar[j]) + (pr * bi[j] - pi * br[j]);
+  }
+}
+
+// Pass 2 of kernel_dplr_backward for one node: for every state n (vectorised), with the node's
+// dk_p (stride dk_stride), d1 = 1/(z - w_n), d2 = 1/(z - conj w_n):
+//   dv_pn += dk_p conj(d1) + conj(dk_p) d2,  S = sum_p conj(v_pn) dk_p,  U = sum_p v_pn dk_p,
+//   dw_n += conj(d1)^2 S + d2^2 conj(U).
+inline void dplr_backward_node(std::int64_t np, std::int64_t N, const double* dkr, const double* dki,
+                               std::int64_t dk_stride, const double* __restrict ar, const double* __restrict ai,
+                               const double* __restrict br, const double* __restrict bi, const double* __restrict vr,
+                               const double* __restrict vi, double* __restrict dvr, double* __restrict dvi,
+                               double* __restrict dwr, double* __restrict dwi) {
+  constexpr std::int64_t kStates = 256;  // S and U for a slab of states (stack)
+  double sr[kStates], si[kStates], ur[kStates], ui[kStates];
+  for (std::int64_t n0 = 0; n0 < N; n0 += kStates) {
+    const std::int64_t m = std::min(kStates, N - n0);
+    for (std::int64_t p = 0; p < np; ++p) {  // p = 0 initialises S and U (no zeroing pass per node)
+      const double gr = dkr[p * dk_stride], gi = dki[p * dk_stride];
+      const double* pvr = vr + p * N + n0;
+      const double* pvi = vi + p * N + n0;
+      double* qr = dvr + p * N + n0;
+      double* qi = dvi + p * N + n0;
+      for (std::int64_t n = 0; n < m; ++n) {
+        const double a_r = ar[n0 + n], a_i = ai[n0 + n], b_r = br[n0 + n], b_i = bi[n0 + n];
+        qr[n] += (gr * a_r + gi * a_i) + (gr * b_r + gi * b_i);  // dk conj(d1) + conj(dk) d2
+        qi[n] += (gi * a_r - gr * a_i) + (gr * b_i - gi * b_r);
+        const double v_r = pvr[n], v_i = pvi[n];
+        const double s_r = v_r * gr + v_i * gi, s_i = v_r * gi - v_i * gr;  // conj(v) dk
+        const double u_r = v_r * gr - v_i * gi, u_i = v_r * gi + v_i * gr;  // v dk
+        sr[n] = p ? sr[n] + s_r : s_r;
+        si[n] = p ? si[n] + s_i : s_i;
+        ur[n] = p ? ur[n] + u_r : u_r;
+        ui[n] = p ? ui[n] + u_i : u_i;
+      }
+    }
+    for (std::int64_t n = 0; n < m; ++n) {
+      const double a_r = ar[n0 + n], a_i = -ai[n0 + n];             // conj(d1)
+      const double c1r = a_r * a_r - a_i * a_i, c1i = 2.0 * a_r * a_i;  // conj(d1)^2
+      const double b_r = br[n0 + n], b_i = bi[n0 + n];
+      const double c2r = b_r * b_r - b_i * b_i, c2i = 2.0 * b_r * b_i;  // d2^2
+      dwr[n0 + n] += (c1r * sr[n] - c1i * si[n]) + (c2r * ur[n] + c2i * ui[n]);  // + d2^2 conj(U)
+      dwi[n0 + n] += (c1r * si[n] + c1i * sr[n]) + (c2i * ur[n] - c2r * ui[n]);
+    }
+  }
+}
+
 // Solves (I + M) x = rhs for r x r complex M (row-major) by Gaussian elimination with partial
 // pivoting; rhs is overwritten with x.
 void solve_identity_plus(std::vector<cd>& M, std::vector<cd>& rhs, std::int64_t r) {
@@ -485,6 +554,150 @@ void kernel_dplr(const T* Lambda, const T* P, const T* B, const T* Ct, const dou
         irfft_any<T>(L, khat.data() + 2 * c * nfreq, kout.data());
         T* o = K + (c * H + h) * L;
         for (std::int64_t l = 0; l < L; ++l) o[l] = kout[sz(l)] * scale;
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward of kernel_dplr's spectrum (everything before the inverse DFT), fused per channel h:
+// given dkhat (C, H, nreg) = dL/d khat_k at the regular nodes (already through the inverse DFT's
+// adjoint and the (1 + i t) factor), returns per state the gradients of the (1+r)(C+r)
+// conjugate-pair Cauchy numerators, dv (np, H, N), and of the poles summed over the products,
+// dw (H, N), as cauchy_backward would (notes §6.1) — without materialising the Cauchy sums or
+// their gradients per node. All in double. Per block of kNodeBlock nodes:
+//   pass 1 (states outer, nodes inner): the reciprocals d1 = 1/(z - w_n), d2 = 1/(z - conj w_n)
+//          (kept for pass 2) and the sums k_p = sum_n v_pn d1 + conj(v_pn) d2;
+//   per node: Woodbury's adjoint (khat = k00 - k01^T x, x = (I + k11^T)^-1 k10) gives dk_p;
+//   pass 2 (nodes outer, states inner, vectorised over states): dv_pn += dk_p conj(d1) +
+//          conj(dk_p) d2 and dw_n += conj(d1)^2 sum_p conj(v_pn) dk_p + d2^2 conj(sum_p v_pn dk_p).
+// Sums run in a fixed order (nodes ascending per state), so results do not depend on threads.
+// ---------------------------------------------------------------------------------------------
+template <class T>
+void kernel_dplr_backward(const T* Lambda, const T* P, const T* B, const T* Ct, const double* dt,
+                          const double* dkhat, double* dv, double* dw, const DplrShape& s) {
+  const std::int64_t H = s.H, N = s.N, r = s.rank, C = s.channels, L = s.L;
+  if (H == 0 || N == 0) return;
+  const std::int64_t nc = C + r, np = (1 + r) * nc;
+  const std::int64_t nreg = (L + 1) / 2;
+  constexpr std::int64_t kNodeBlock = 64;
+  Vec<double> t(sz(nreg));
+  for (std::int64_t k = 0; k < nreg; ++k) t[sz(k)] = std::tan(kPi * static_cast<double>(k) / static_cast<double>(L));
+  parallel_for(0, H, 1, [&](std::int64_t lo, std::int64_t hi) {
+    Vec<double> vr(sz(np * N)), vi(sz(np * N)), wr(sz(N)), wi(sz(N));
+    Vec<double> dvr(sz(np * N)), dvi(sz(np * N)), dwr(sz(N)), dwi(sz(N));
+    Vec<double> d1r(sz(kNodeBlock * N)), d1i(sz(kNodeBlock * N)), d2r(sz(kNodeBlock * N)), d2i(sz(kNodeBlock * N));
+    Vec<double> kr(sz(np * kNodeBlock)), ki(sz(np * kNodeBlock)), dkr(sz(np * kNodeBlock)), dki(sz(np * kNodeBlock));
+    std::vector<cd> M(sz(r * r)), Mh(sz(r * r)), x(sz(r)), y(sz(r));
+    alignas(64) double e1r[kNodeBlock], e1i[kNodeBlock], e2r[kNodeBlock], e2i[kNodeBlock];
+    for (std::int64_t h = lo; h < hi; ++h) {
+      const double d = dt[h];
+      auto at = [&](const T* a, std::int64_t n) {
+        return cd(static_cast<double>(a[2 * n]), static_cast<double>(a[2 * n + 1]));
+      };
+      for (std::int64_t n = 0; n < N; ++n) {
+        const cd w = d * at(Lambda + 2 * h * N, n);
+        wr[sz(n)] = w.real();
+        wi[sz(n)] = w.imag();
+        for (std::int64_t a = 0; a <= r; ++a) {
+          const cd ba = a == 0 ? at(B + 2 * h * N, n) : at(P + 2 * ((a - 1) * H + h) * N, n);
+          for (std::int64_t c = 0; c < nc; ++c) {
+            const cd cc = c < C ? at(Ct + 2 * (c * H + h) * N, n) : std::conj(at(P + 2 * ((c - C) * H + h) * N, n));
+            const cd vv = d * ba * cc;
+            vr[sz((a * nc + c) * N + n)] = vv.real();
+            vi[sz((a * nc + c) * N + n)] = vv.imag();
+          }
+        }
+      }
+      std::fill(dvr.begin(), dvr.end(), 0.0);
+      std::fill(dvi.begin(), dvi.end(), 0.0);
+      std::fill(dwr.begin(), dwr.end(), 0.0);
+      std::fill(dwi.begin(), dwi.end(), 0.0);
+      for (std::int64_t k0 = 0; k0 < nreg; k0 += kNodeBlock) {
+        const std::int64_t nb = std::min(kNodeBlock, nreg - k0);
+        std::fill(kr.begin(), kr.end(), 0.0);
+        std::fill(ki.begin(), ki.end(), 0.0);
+        // pass 1: reciprocals ([j][n] planes) and the Cauchy sums ([p][j])
+        for (std::int64_t n = 0; n < N; ++n) {
+          dplr_reciprocals(t.data() + k0, nb, wr[sz(n)], wi[sz(n)], e1r, e1i, e2r, e2i);
+          for (std::int64_t j = 0; j < nb; ++j) {  // kept as [j][n] planes for pass 2
+            d1r[sz(j * N + n)] = e1r[j];
+            d1i[sz(j * N + n)] = e1i[j];
+            d2r[sz(j * N + n)] = e2r[j];
+            d2i[sz(j * N + n)] = e2i[j];
+          }
+          for (std::int64_t p = 0; p < np; ++p)
+            dplr_cauchy_accumulate(nb, vr[sz(p * N + n)], vi[sz(p * N + n)], e1r, e1i, e2r, e2i,
+                                   kr.data() + p * kNodeBlock, ki.data() + p * kNodeBlock);
+        }
+        // per node: Woodbury's adjoint -> dk_p
+        for (std::int64_t j = 0; j < nb; ++j) {
+          auto kk = [&](std::int64_t a, std::int64_t c) {
+            const std::int64_t p = a * nc + c;
+            return cd(kr[sz(p * kNodeBlock + j)], ki[sz(p * kNodeBlock + j)]);
+          };
+          auto set_dk = [&](std::int64_t a, std::int64_t c, cd v) {
+            const std::int64_t p = a * nc + c;
+            dkr[sz(p * kNodeBlock + j)] = v.real();
+            dki[sz(p * kNodeBlock + j)] = v.imag();
+          };
+          auto dkh = [&](std::int64_t c) {
+            const double* g = dkhat + 2 * ((c * H + h) * nreg + k0 + j);
+            return cd(g[0], g[1]);
+          };
+          for (std::int64_t c = 0; c < C; ++c) set_dk(0, c, dkh(c));
+          if (r == 0) continue;
+          if (r == 1) {  // HiPPO-LegS: scalars, no elimination (1/m by hand: no __divdc3 call)
+            const cd m = 1.0 + kk(1, C), inv_m = std::conj(m) / std::norm(m), xv = kk(0, C) * inv_m;
+            cd dx(0.0, 0.0);
+            for (std::int64_t c = 0; c < C; ++c) {
+              set_dk(1, c, -std::conj(xv) * dkh(c));
+              dx -= std::conj(kk(1, c)) * dkh(c);
+            }
+            const cd dk10 = dx * std::conj(inv_m);
+            set_dk(0, C, dk10);
+            set_dk(1, C, -dk10 * std::conj(xv));
+            continue;
+          }
+          for (std::int64_t i = 0; i < r; ++i) {
+            x[sz(i)] = kk(0, C + i);                                                  // k10
+            for (std::int64_t q = 0; q < r; ++q) M[sz(i * r + q)] = kk(1 + q, C + i);  // k11^T
+          }
+          for (std::int64_t i = 0; i < r; ++i)
+            for (std::int64_t q = 0; q < r; ++q) Mh[sz(i * r + q)] = std::conj(M[sz(q * r + i)]);
+          solve_identity_plus(M, x, r);  // x = (I + k11^T)^-1 k10
+          for (std::int64_t q = 0; q < r; ++q) {
+            cd dx(0.0, 0.0);
+            for (std::int64_t c = 0; c < C; ++c) {
+              set_dk(1 + q, c, -std::conj(x[sz(q)]) * dkh(c));  // khat = k00 - sum_q k01[q] x_q
+              dx -= std::conj(kk(1 + q, c)) * dkh(c);
+            }
+            y[sz(q)] = dx;
+          }
+          solve_identity_plus(Mh, y, r);  // dk10 = (I + k11^T)^-H dx
+          for (std::int64_t i = 0; i < r; ++i) {
+            set_dk(0, C + i, y[sz(i)]);
+            for (std::int64_t q = 0; q < r; ++q) set_dk(1 + q, C + i, -y[sz(i)] * std::conj(x[sz(q)]));  // dM[i][q]
+          }
+        }
+        // pass 2: per node, every state's gradient sums (vectorised over states)
+        for (std::int64_t j = 0; j < nb; ++j) {
+          const double* ar = d1r.data() + j * N;
+          const double* ai = d1i.data() + j * N;
+          const double* br = d2r.data() + j * N;
+          const double* bi = d2i.data() + j * N;
+          dplr_backward_node(np, N, dkr.data() + j, dki.data() + j, kNodeBlock, ar, ai, br, bi, vr.data(),
+                             vi.data(), dvr.data(), dvi.data(), dwr.data(), dwi.data());
+        }
+      }
+      for (std::int64_t p = 0; p < np; ++p)
+        for (std::int64_t n = 0; n < N; ++n) {
+          dv[2 * ((p * H + h) * N + n)] = dvr[sz(p * N + n)];
+          dv[2 * ((p * H + h) * N + n) + 1] = dvi[sz(p * N + n)];
+        }
+      for (std::int64_t n = 0; n < N; ++n) {
+        dw[2 * (h * N + n)] = dwr[sz(n)];
+        dw[2 * (h * N + n) + 1] = dwi[sz(n)];
       }
     }
   });

@@ -346,6 +346,31 @@ def _solve_batched(xp, M, b):
     return xp.linalg.solve(M, b[..., None])[..., 0]
 
 
+def _dplr_spectrum_backward(xp, lam, bside, cside, d, z, dkhat, nC, r):
+    """(dv (1+r, C+r, H, N), dw summed over the products (H, N)) from dkhat (C, H, nreg): the
+    Cauchy sums replayed with the compiled ``cauchy``, Woodbury's adjoint batched over (h, node),
+    then the compiled ``cauchy_backward`` — the CuPy path (and the CPU kernel's cross-check)."""
+    v = xp.ascontiguousarray(d * bside[:, None] * cside[None, :])   # (1+r, C+r, H, N)
+    w = xp.ascontiguousarray(xp.broadcast_to(d * lam, v.shape))
+    k = cauchy(v, z, w)                                              # (1+r, C+r, H, nreg)
+    k01, k10, k11 = k[1:, :nC], k[0, nC:], k[1:, nC:]
+    dk = xp.zeros_like(k)
+    dk[0, :nC] = dkhat                                               # khat = k00 - ...
+    if r:
+        M = xp.eye(r) + xp.moveaxis(k11, (0, 1), (-1, -2))            # [h, n, i(c), j(b)]
+        x = _solve_batched(xp, M, xp.moveaxis(k10, 0, -1))            # (H, n, r)
+        # khat = k00 - sum_q k01[q] x[q]: dk01[q] = -conj(x[q]) dkhat, dx[q] = -sum_c conj(k01[q, c]) dkhat[c]
+        dk[1:, :nC] = -xp.conj(xp.moveaxis(x, -1, 0))[:, None] * dkhat[None]
+        dx = -xp.einsum("qchn,chn->hnq", xp.conj(k01), dkhat)
+        # x = M^-1 k10: dk10 = M^-H dx, dM = -dk10 x^H; M[i, j] = delta + k11[j, i]
+        dk10 = _solve_batched(xp, xp.conj(xp.swapaxes(M, -1, -2)), dx)                   # (H, n, r)
+        dM = -dk10[..., :, None] * xp.conj(x)[..., None, :]                               # (H, n, i, j)
+        dk[0, nC:] = xp.moveaxis(dk10, -1, 0)
+        dk[1:, nC:] = xp.moveaxis(dM, (-1, -2), (0, 1))                                    # [j(b), i(c)]
+    dv, dw = cauchy_backward(v, z, w, xp.ascontiguousarray(dk))
+    return dv, dw.sum(axis=(0, 1))
+
+
 def kernel_dplr_backward(Lambda, P, B, Ct, dt, grad):
     """Gradients of ``kernel_dplr`` for a real loss with dL/dK = ``grad`` ((H, L) or (C, H, L),
     the kernel's real dtype): returns (dLambda, dP, dB, dCt, ddt) — complex gradients in the
@@ -385,14 +410,8 @@ def kernel_dplr_backward(Lambda, P, B, Ct, dt, grad):
     z = 2j * t
     d = dtv[:, None]                                     # (H, 1)
 
-    # Forward intermediates (the compiled Cauchy product, complex128).
     bside = xp.concatenate([b[None], pp], 0)             # (1+r, H, N)
     cside = xp.concatenate([ct, xp.conj(pp)], 0)         # (C+r, H, N)
-    v = d * bside[:, None] * cside[None, :]              # (1+r, C+r, H, N)
-    w = xp.ascontiguousarray(xp.broadcast_to(d * lam, v.shape))
-    v = xp.ascontiguousarray(v)
-    k = cauchy(v, z, w)                                  # (1+r, C+r, H, nreg)
-    k00, k01, k10, k11 = k[0, :nC], k[1:, :nC], k[0, nC:], k[1:, nC:]
 
     # irfft adjoint: dF_k = rfft(g)_k / L, doubled where irfft mirrors the bin (0 < k < L/2).
     G = xp.fft.rfft(g, axis=-1) / L                      # (C, H, L//2 + 1)
@@ -401,28 +420,21 @@ def kernel_dplr_backward(Lambda, P, B, Ct, dt, grad):
     if L % 2 == 0:
         scale[-1] = 1.0
     G = G * scale
-    dkhat = G[..., :nreg] * (1 - 1j * t)                 # through khat * (1 + i t)
-    dk = xp.zeros_like(k)
-    dk[0, :nC] = dkhat                                   # khat = k00 - ...
-    if r:
-        M = xp.eye(r) + xp.moveaxis(k11, (0, 1), (-1, -2))            # [h, n, i(c), j(b)]
-        x = _solve_batched(xp, M, xp.moveaxis(k10, 0, -1))            # (H, n, r)
-        # khat = k00 - sum_q k01[q] x[q]: dk01[q] = -conj(x[q]) dkhat, dx[q] = -sum_c conj(k01[q, c]) dkhat[c]
-        dk[1:, :nC] = -xp.conj(xp.moveaxis(x, -1, 0))[:, None] * dkhat[None]
-        dx = -xp.einsum("qchn,chn->hnq", xp.conj(k01), dkhat)
-        # x = M^-1 k10: dk10 = M^-H dx, dM = -dk10 x^H; M[i, j] = delta + k11[j, i]
-        dk10 = _solve_batched(xp, xp.conj(xp.swapaxes(M, -1, -2)), dx)                   # (H, n, r)
-        dM = -dk10[..., :, None] * xp.conj(x)[..., None, :]                               # (H, n, i, j)
-        dk[0, nC:] = xp.moveaxis(dk10, -1, 0)
-        dk[1:, nC:] = xp.moveaxis(dM, (-1, -2), (0, 1))                                    # [j(b), i(c)]
-    dv, dw = cauchy_backward(v, z, w, xp.ascontiguousarray(dk))
+    dkhat = xp.ascontiguousarray(G[..., :nreg] * (1 - 1j * t))   # through khat * (1 + i t)
+    if xp is np:  # one fused compiled pass: Cauchy sums, Woodbury's adjoint, Cauchy backward
+        dv = np.empty((1 + r, nC + r, H, N), np.complex128)
+        dw_sum = np.empty((H, N), np.complex128)
+        _cpu().kernel_dplr_backward(Lambda, np.ascontiguousarray(P3), B, np.ascontiguousarray(Ct[None] if squeeze else Ct),
+                                    dtv, dkhat, L, dv.reshape(-1, H, N), dw_sum)
+    else:
+        dv, dw_sum = _dplr_spectrum_backward(xp, lam, bside, cside, d, z, dkhat, nC, r)
 
     # v = dt bside[a] cside[c], w = dt Lambda.
     dbside = d * xp.einsum("achn,chn->ahn", dv, xp.conj(cside))
     dcside = d * xp.einsum("achn,ahn->chn", dv, xp.conj(bside))
-    dLambda = d * dw.sum(axis=(0, 1))
+    dLambda = d * dw_sum
     ddt = (xp.einsum("achn,ahn,chn->h", dv, xp.conj(bside), xp.conj(cside)).real
-           + (dw.sum(axis=(0, 1)) * xp.conj(lam)).real.sum(-1))
+           + (dw_sum * xp.conj(lam)).real.sum(-1))
     dB, dP = dbside[0], dbside[1:] + xp.conj(dcside[nC:])
     dCt = dcside[:nC]
     if L % 2 == 0:  # the Nyquist bin dt Re sum Ct B, real: its gradient is G's real part there
