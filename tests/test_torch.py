@@ -175,6 +175,9 @@ def test_kernel_dplr_gradcheck(rng):
     for L in (8, 7):
         assert torch.autograd.gradcheck(lambda a, p, b, c, d: ft.kernel_dplr(a, p, b, c, d, L),
                                         (Lam, Pt, Bt, Ct, dt), eps=1e-7, atol=1e-6)
+    # rank 0 (P=None: no gradient slot for it) with a constant float dt
+    assert torch.autograd.gradcheck(lambda a, b, c: ft.kernel_dplr(a, None, b, c, 0.05, 8), (Lam, Bt, Ct),
+                                    eps=1e-7, atol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["zoh", "bilinear"])

@@ -338,6 +338,31 @@ def kernel_dplr(Lambda, P, B, Ct, dt, L):
     return K[0] if squeeze else K
 
 
+def _expm1(xp, w):
+    """e^w - 1 for complex w without cancellation near 0: expm1 of the real part times the phase,
+    plus (phase - 1)."""
+    cis = xp.exp(1j * w.imag)
+    return xp.expm1(w.real) * cis + (cis - 1)
+
+
+def _kernel_grad(grad, Lambda, lead):
+    """A kernel backward's upstream gradient: the kernel's real dtype, shape lead + (L,) with
+    L >= 1, finite, on Lambda's device. Returns (grad, L)."""
+    grad = _arr(grad, "grad", (np.dtype(_REAL_OF[Lambda.dtype.name]).name,), ndim=len(lead) + 1)
+    _checks.check_shape(grad, "grad", lead + (None,))
+    _checks.same_device(Lambda=Lambda, grad=grad)
+    _check_finite(grad, "grad")
+    return grad, _length(grad.shape[-1], "grad.shape[-1]")
+
+
+def _ddt_like(ddt, dt):
+    """ddt (H,) float64 in dt's form: a float for a scalar dt (the channels' sum), else dt's dtype
+    (float64 for a list)."""
+    if np.isscalar(dt) or (isinstance(dt, np.ndarray) and dt.ndim == 0):
+        return float(ddt.sum())
+    return ddt.astype(getattr(dt, "dtype", np.float64))
+
+
 def _solve_batched(xp, M, b):
     """x with M x = b for a stack of r x r systems (..., r, r), (..., r): rank 1 (HiPPO-LegS, the
     common case) by one division, larger ranks by the batched LU solve (per-matrix overhead)."""
@@ -390,15 +415,8 @@ def kernel_dplr_backward(Lambda, P, B, Ct, dt, grad):
     dtype = Lambda.dtype.name
     P3 = xp.zeros((0, H, N), Lambda.dtype) if P is None else P
     Ct = _c_side(Ct, "Ct", dtype, H, N, like=Lambda)
-    scalar_dt = np.isscalar(dt) or (isinstance(dt, np.ndarray) and dt.ndim == 0)
     dtv = _dt(dt, H, like=Lambda)
-    real = _REAL_OF[dtype]
-    lead = Ct.shape[:-1]
-    grad = _arr(grad, "grad", (np.dtype(real).name,), ndim=len(lead) + 1)
-    _checks.check_shape(grad, "grad", lead + (None,))
-    _checks.same_device(Lambda=Lambda, grad=grad)
-    _check_finite(grad, "grad")
-    L = _length(grad.shape[-1], "grad.shape[-1]")
+    grad, L = _kernel_grad(grad, Lambda, Ct.shape[:-1])
     squeeze = Ct.ndim == 2
     c128 = np.complex128
     lam, b, pp = Lambda.astype(c128), B.astype(c128), P3.astype(c128)
@@ -407,7 +425,6 @@ def kernel_dplr_backward(Lambda, P, B, Ct, dt, grad):
     nC, r = ct.shape[0], pp.shape[0]
     nreg = (L + 1) // 2
     t = xp.asarray(np.tan(np.pi * np.arange(nreg) / L))
-    z = 2j * t
     d = dtv[:, None]                                     # (H, 1)
 
     bside = xp.concatenate([b[None], pp], 0)             # (1+r, H, N)
@@ -424,10 +441,10 @@ def kernel_dplr_backward(Lambda, P, B, Ct, dt, grad):
     if xp is np:  # one fused compiled pass: Cauchy sums, Woodbury's adjoint, Cauchy backward
         dv = np.empty((1 + r, nC + r, H, N), np.complex128)
         dw_sum = np.empty((H, N), np.complex128)
-        _cpu().kernel_dplr_backward(Lambda, np.ascontiguousarray(P3), B, np.ascontiguousarray(Ct[None] if squeeze else Ct),
-                                    dtv, dkhat, L, dv.reshape(-1, H, N), dw_sum)
+        _cpu().kernel_dplr_backward(Lambda, P3, B, Ct[None] if squeeze else Ct, dtv, dkhat, L,
+                                    dv.reshape(-1, H, N), dw_sum)
     else:
-        dv, dw_sum = _dplr_spectrum_backward(xp, lam, bside, cside, d, z, dkhat, nC, r)
+        dv, dw_sum = _dplr_spectrum_backward(xp, lam, bside, cside, d, 2j * t, dkhat, nC, r)
 
     # v = dt bside[a] cside[c], w = dt Lambda.
     dbside = d * xp.einsum("achn,chn->ahn", dv, xp.conj(cside))
@@ -443,12 +460,9 @@ def kernel_dplr_backward(Lambda, P, B, Ct, dt, grad):
         dB = dB + ((gN * dtv)[..., None] * xp.conj(ct)).sum(0)
         ddt = ddt + (gN * (ct * b[None]).sum(-1).real).sum(0)
     cdt = Lambda.dtype
-    if scalar_dt:
-        ddt = float(ddt.sum())
-    else:
-        ddt = ddt.astype(dt.dtype if hasattr(dt, "dtype") and dt.dtype.kind == "f" else np.float64)
     dP_out = None if p_shape is None else dP.astype(cdt).reshape(p_shape)
-    return (dLambda.astype(cdt), dP_out, dB.astype(cdt), (dCt[0] if squeeze else dCt).astype(cdt), ddt)
+    return (dLambda.astype(cdt), dP_out, dB.astype(cdt), (dCt[0] if squeeze else dCt).astype(cdt),
+            _ddt_like(ddt, dt))
 
 
 def _diag_coefficients(xp, Lambda, B, C, dtv, method):
@@ -456,8 +470,7 @@ def _diag_coefficients(xp, Lambda, B, C, dtv, method):
     Lambda, B, C = (a.astype(np.complex128) for a in (Lambda, B, C))
     w = dtv[:, None] * Lambda
     if method == "zoh":
-        return C * B * (xp.expm1(w.real) * xp.exp(1j * w.imag) + (xp.exp(1j * w.imag) - 1)) / Lambda, \
-            xp.broadcast_to(w, C.shape)
+        return C * B * _expm1(xp, w) / Lambda, xp.broadcast_to(w, C.shape)
     return C * B * (dtv[:, None] / (1 - w / 2)), xp.broadcast_to(xp.log((1 + w / 2) / (1 - w / 2)), C.shape)
 
 
@@ -497,8 +510,7 @@ def _zoh_psi(xp, w):
     (e^{dt Lambda} - 1)/Lambda is dt^2 psi(dt Lambda). The closed form cancels as w -> 0 (w e^w and
     e^w - 1 agree to first order), so |w| < 2 takes the Taylor series sum (m+1)/(m+2)! w^m
     (measured against exact rational sums: within ~5 ulp, the series within 2)."""
-    cis = xp.exp(1j * w.imag)
-    em1 = xp.expm1(w.real) * cis + (cis - 1)  # e^w - 1 without cancellation (as _diag_coefficients)
+    em1 = _expm1(xp, w)
     small = xp.abs(w) < 2.0
     w_safe = xp.where(small, 1.0, w)
     closed = (w_safe * (em1 + 1) - em1) / (w_safe * w_safe)
@@ -526,15 +538,9 @@ def kernel_diag_backward(Lambda, B, C, dt, grad, method: str = "zoh"):
     xp = _xp(Lambda)
     C = _c_side(C, "C", Lambda.dtype.name, H, N, like=Lambda)
     method = _checks.check_choice(method, "method", ("zoh", "bilinear"))
-    scalar_dt = np.isscalar(dt) or (isinstance(dt, np.ndarray) and dt.ndim == 0)
     dtv = _dt(dt, H, like=Lambda)
     lead = C.shape[:-1]
-    real = _REAL_OF[Lambda.dtype.name]
-    grad = _arr(grad, "grad", (np.dtype(real).name,), ndim=len(lead) + 1)
-    _checks.check_shape(grad, "grad", lead + (None,))
-    _checks.same_device(Lambda=Lambda, grad=grad)
-    _check_finite(grad, "grad")
-    L = _length(grad.shape[-1], "grad.shape[-1]")
+    grad, L = _kernel_grad(grad, Lambda, lead)
     v, x = _diag_coefficients(xp, Lambda, B, C, dtv, method)
     rows = int(np.prod(lead, dtype=np.int64))
     dv, dx = _vandermonde_backward_rows(xp, v.reshape(rows, N), x.reshape(rows, N), grad.reshape(rows, L),
@@ -545,8 +551,7 @@ def kernel_diag_backward(Lambda, B, C, dt, grad, method: str = "zoh"):
     d = dtv[:, None]
     w = d * lam
     if method == "zoh":
-        cis = xp.exp(1j * w.imag)
-        em1 = xp.expm1(w.real) * cis + (cis - 1)
+        em1 = _expm1(xp, w)
         factor = em1 / lam                      # v = C B factor
         dfactor_dlam = d * d * _zoh_psi(xp, w)
         dfactor_ddt = em1 + 1
@@ -565,11 +570,7 @@ def kernel_diag_backward(Lambda, B, C, dt, grad, method: str = "zoh"):
     ddt_hn = (dv * xp.conj(c * b * dfactor_ddt)).real + (dx * xp.conj(dx_ddt)).real
     ddt = sum_channels(ddt_hn).sum(axis=-1)      # (H,)
     cdt = Lambda.dtype
-    if scalar_dt:
-        ddt = float(ddt.sum())
-    else:
-        ddt = ddt.astype(dt.dtype if hasattr(dt, "dtype") and dt.dtype.kind == "f" else np.float64)
-    return dLambda.astype(cdt), dB.astype(cdt), dC.astype(cdt), ddt
+    return dLambda.astype(cdt), dB.astype(cdt), dC.astype(cdt), _ddt_like(ddt, dt)
 
 
 def _dense_args(Lambda, P, B, C, dt, L, cname):

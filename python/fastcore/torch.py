@@ -44,9 +44,9 @@ def _native(t: torch.Tensor | None, name: str):
     return _interop.to_native(t.detach(), name)
 
 
-def _tensor(a) -> torch.Tensor:
-    """A tensor view of a NumPy/CuPy result (no copy)."""
-    return torch.from_dlpack(a)
+def _tensor(a) -> torch.Tensor | None:
+    """A tensor view of a NumPy/CuPy result (no copy); None stays None (an absent gradient)."""
+    return None if a is None else torch.from_dlpack(a)
 
 
 def _axis(dim: int) -> int:
@@ -273,14 +273,39 @@ def vandermonde(v: torch.Tensor, x: torch.Tensor, L: int, *, conj: bool = True) 
     return _Vandermonde.apply(v, x, int(L), bool(conj))
 
 
+def _save_with_dt(ctx, tensors, dt):
+    """save_for_backward of the tensor inputs and of dt when it is a tensor (a number is kept on
+    ctx): saved tensors get autograd's in-place-modification check and no reference cycle."""
+    ctx.dt_number = None if isinstance(dt, torch.Tensor) else dt
+    ctx.save_for_backward(*tensors, dt if ctx.dt_number is None else None)
+
+
+def _saved_with_dt(ctx):
+    *tensors, dt = ctx.saved_tensors
+    return tensors, (dt if ctx.dt_number is None else ctx.dt_number)
+
+
+def _dt_arg(dt):
+    """dt for fastcore.s4: a float for a Python number or a 0-d tensor, else a native array."""
+    if isinstance(dt, torch.Tensor):
+        return float(dt) if dt.dim() == 0 else _native(dt, "dt")
+    return dt
+
+
+def _dt_grad(ctx, index, dt, ddt):
+    """dt's gradient when autograd wants one (dt a tensor input at position `index`)."""
+    if not ctx.needs_input_grad[index]:
+        return None
+    return torch.as_tensor(ddt, dtype=dt.dtype, device=dt.device).reshape(dt.shape)
+
+
 class _KernelDiag(torch.autograd.Function):
     @staticmethod
     def forward(ctx, Lambda, B, C, dt, L, method):
         from . import s4
 
-        ctx.save_for_backward(Lambda, B, C)
+        _save_with_dt(ctx, (Lambda, B, C), dt)
         ctx.method = method
-        ctx.dt = dt
         return _tensor(s4.kernel_diag(_native(Lambda, "Lambda"), _native(B, "B"), _native(C, "C"),
                                       _dt_arg(dt), L, method))
 
@@ -288,22 +313,10 @@ class _KernelDiag(torch.autograd.Function):
     def backward(ctx, grad):
         from . import s4
 
-        Lambda, B, C = ctx.saved_tensors
-        dt = ctx.dt
+        (Lambda, B, C), dt = _saved_with_dt(ctx)
         dl, dB, dC, ddt = s4.kernel_diag_backward(_native(Lambda, "Lambda"), _native(B, "B"), _native(C, "C"),
                                                   _dt_arg(dt), _native(grad.contiguous(), "grad"), ctx.method)
-        if isinstance(dt, torch.Tensor) and dt.requires_grad:
-            g_dt = torch.as_tensor(ddt, dtype=dt.dtype, device=dt.device).reshape(dt.shape)
-        else:
-            g_dt = None
-        return _tensor(dl), _tensor(dB), _tensor(dC), g_dt, None, None
-
-
-def _dt_arg(dt):
-    """dt for fastcore.s4: a float for a Python number or a 0-d tensor, else a native array."""
-    if isinstance(dt, torch.Tensor):
-        return float(dt) if dt.dim() == 0 else _native(dt.detach(), "dt")
-    return dt
+        return _tensor(dl), _tensor(dB), _tensor(dC), _dt_grad(ctx, 3, dt, ddt), None, None
 
 
 def kernel_diag(Lambda, B, C, dt, L: int, method: str = "zoh") -> torch.Tensor:
@@ -318,8 +331,7 @@ class _KernelDplr(torch.autograd.Function):
     def forward(ctx, Lambda, P, B, Ct, dt, L):
         from . import s4
 
-        ctx.save_for_backward(Lambda, P, B, Ct)
-        ctx.dt = dt
+        _save_with_dt(ctx, (Lambda, P, B, Ct), dt)
         return _tensor(s4.kernel_dplr(_native(Lambda, "Lambda"), _native(P, "P"), _native(B, "B"),
                                       _native(Ct, "Ct"), _dt_arg(dt), L))
 
@@ -327,15 +339,11 @@ class _KernelDplr(torch.autograd.Function):
     def backward(ctx, grad):
         from . import s4
 
-        Lambda, P, B, Ct = ctx.saved_tensors
-        dt = ctx.dt
+        (Lambda, P, B, Ct), dt = _saved_with_dt(ctx)
         dl, dP, dB, dCt, ddt = s4.kernel_dplr_backward(
             _native(Lambda, "Lambda"), _native(P, "P"), _native(B, "B"), _native(Ct, "Ct"), _dt_arg(dt),
             _native(grad.contiguous(), "grad"))
-        g_dt = None
-        if isinstance(dt, torch.Tensor) and dt.requires_grad:
-            g_dt = torch.as_tensor(ddt, dtype=dt.dtype, device=dt.device).reshape(dt.shape)
-        return _tensor(dl), _tensor(dP), _tensor(dB), _tensor(dCt), g_dt, None
+        return _tensor(dl), _tensor(dP), _tensor(dB), _tensor(dCt), _dt_grad(ctx, 4, dt, ddt), None
 
 
 def kernel_dplr(Lambda, P, B, Ct, dt, L: int) -> torch.Tensor:
