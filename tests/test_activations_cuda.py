@@ -1,6 +1,7 @@
 """fastcore.activations on CUDA (CuPy arrays) against the float64 references: every map, every
-row schedule (last axis: a block per row, from a shared-memory copy of the row when it fits
-and from global memory when it does not (n = 70001 float32/float64; 30001 for backward); other
+row schedule (last axis: a warp per row up to 2 KiB rows, a block per row above, from a
+shared-memory copy of the row when it fits and from global memory when it does not
+(n = 70001 float32/float64; 30001 for backward); other
 axes: a warp per column, or a thread per column from 2**18 columns on), masks, NaN rows,
 long rows, the backward passes, losses and top-k; outputs poisoned (NaN-filled) before each call
 so an unwritten element fails. Needs a GPU and CuPy (marker `cuda`; skipped elsewhere).
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gpu_arrays import cupy, on_gpu
+from gpu_arrays import cupy, on_gpu, storage
 
 from fastcore import activations as A
 from fastcore.reference import activations as R
@@ -88,6 +89,35 @@ def test_many_columns_take_the_thread_per_column_schedule(rng, dtype_name):
         assert np.isfinite(got).all()
         want = ref(y_host[:, ends], dy_exact[:, ends], axis=0)
         np.testing.assert_allclose(got[:, ends], want, atol=tol * 20, rtol=tol * 20)
+
+
+@pytest.mark.parametrize("dtype_name", ["float64", "float32", "bfloat16"])
+def test_short_rows_take_a_warp_each(rng, dtype_name):
+    """Rows of at most 2 KiB take a warp each, 8 rows a block; longer rows a block each. n on both
+    sides of the switch, 1003 rows (not a multiple of 8: the last block is partly idle), a NaN
+    row and a fully masked row on the warp schedule; forward against the reference, backward
+    against the CPU kernels in float64 on the same values (the reference's n x n Jacobians are
+    too slow for 1003 rows)."""
+    cp = cupy()
+    short = 2048 // storage(dtype_name).itemsize
+    backward = {"softmax": A.softmax_backward, "log_softmax": A.log_softmax_backward,
+                "sparsemax": A.sparsemax_backward, "entmax15": A.entmax15_backward}
+    for n in (short, short + 1):
+        x_host = rng.standard_normal((1003, n)) * 3
+        x_host[500, n // 2] = np.nan
+        mask_host = np.ones((1003, n), dtype=bool)
+        mask_host[7] = False
+        x, dy = on_gpu(x_host, dtype_name), on_gpu(rng.standard_normal((1003, n)), dtype_name)
+        mask = cp.asarray(mask_host)
+        x_exact, dy_exact = cp.asnumpy(x).astype(np.float64), cp.asnumpy(dy).astype(np.float64)
+        for name in MAPS:
+            y = getattr(A, name)(x, mask=mask, out=poisoned_like(x))
+            want = getattr(R, name)(x_exact, mask=mask_host)
+            check(name, y, want, dtype_name)
+            got = cp.asnumpy(backward[name](y, dy, out=poisoned_like(y))).astype(np.float64)
+            y_exact = cp.asnumpy(y).astype(np.float64)
+            np.testing.assert_allclose(got, backward[name](y_exact, dy_exact), atol=TOL[dtype_name] * 20,
+                                       rtol=TOL[dtype_name] * 20)
 
 
 @pytest.mark.parametrize("dtype_name", ["float64", "float32"])

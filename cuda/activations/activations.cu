@@ -1,6 +1,8 @@
 // Probability maps on the GPU. Three row schedules share one implementation of each algorithm
 // (the Reducer decides who cooperates on a row):
-//  - inner == 1 (the axis is the last one): a block per row (BlockReducer, the deterministic
+//  - inner == 1 (the axis is the last one), rows of at most kWarpRowMaxBytes: a warp per row
+//    (WarpReducer, shuffles only; the column kernel below with stride 1), kColumnWarps rows a block.
+//  - inner == 1, longer rows: a block per row (BlockReducer, the deterministic
 //    block_reduce of cuda/common/reduce.cuh). When the row fits in shared memory the block first
 //    copies it there (16-byte loads where aligned) and every pass reads that copy, so global
 //    memory sees one read and one write per element, the floor; longer rows make each pass
@@ -270,6 +272,11 @@ constexpr unsigned kColumnWarps = kColumnThreads / 32;
 // Below this many columns a thread per column leaves most of a large GPU idle (132 SMs x 2048
 // threads on an H100); a warp per column gives 32x the parallelism.
 constexpr std::int64_t kWarpColumnsBelow = std::int64_t(1) << 18;
+// Rows (inner == 1) of at most this many bytes take a warp each: shuffles instead of the block
+// schedule's barriers and shared-memory reductions, and kColumnWarps rows a block instead of one
+// (a one-warp block per short row caps an SM at 32 resident warps). Every pass re-reads the row
+// from global memory; L1 serves the repeats of a row this short.
+constexpr std::int64_t kWarpRowMaxBytes = 2048;
 
 // The block copies n elements from global memory into shared memory: 16-byte packs when the
 // source is 16-byte aligned (the destination always is), several loads in flight per thread.
@@ -334,7 +341,8 @@ __global__ void __launch_bounds__(kMaxRowThreads) forward_rows_cached_kernel(For
   }
 }
 
-// Columns: a thread (ThreadReducer) or a warp (WarpReducer) per (outer, inner) column.
+// Columns: a thread (ThreadReducer) or a warp (WarpReducer) per (outer, inner) column; with
+// inner == 1 the columns are the rows (a warp per short row).
 template <class T, class Reducer>
 __global__ void __launch_bounds__(kColumnThreads) forward_columns_kernel(ForwardParams p) {
   constexpr bool kPerWarp = std::is_same<Reducer, WarpReducer>::value;
@@ -474,11 +482,12 @@ unsigned threads_for_row(std::int64_t n) {
 }
 
 // Launches the schedule for p (see the top of the file). kernels/names: rows cached in shared
-// memory (cached_bytes of it), rows from global memory, a warp per column, a thread per column.
+// memory (cached_bytes of it), rows from global memory, a warp per column (or per short row), a
+// thread per column. elem_bytes: sizeof(T).
 template <class Params>
 void launch_schedule(void (*const kernels[4])(Params), const char* const names[4], std::size_t cached_bytes,
-                     const Params& p, cudaStream_t stream) {
-  if (p.inner == 1) {
+                     std::size_t elem_bytes, const Params& p, cudaStream_t stream) {
+  if (p.inner == 1 && p.n * static_cast<std::int64_t>(elem_bytes) > kWarpRowMaxBytes) {
     const dim3 grid(grid_stride_blocks(p.outer)), block(threads_for_row(p.n));
     // The cached-row kernel when the copy fits beside its static shared memory (launch.cuh's limit).
     if (cached_bytes <= max_dynamic_shared_bytes(names[0], kernels[0])) {
@@ -488,8 +497,10 @@ void launch_schedule(void (*const kernels[4])(Params), const char* const names[4
     }
     return;
   }
+  // A warp per short row (inner == 1: the column kernel's column t is row t, stride 1), or per
+  // column below kWarpColumnsBelow columns; else a thread per column.
   const std::int64_t columns = p.outer * p.inner;
-  const int k = columns < kWarpColumnsBelow ? 2 : 3;
+  const int k = p.inner == 1 || columns < kWarpColumnsBelow ? 2 : 3;
   const std::int64_t columns_per_block = k == 2 ? kColumnWarps : kColumnThreads;
   launch(names[k], kernels[k], dim3(grid_stride_blocks(ceil_div<std::int64_t>(columns, columns_per_block))),
          dim3(kColumnThreads), 0, stream, p);
@@ -498,23 +509,23 @@ void launch_schedule(void (*const kernels[4])(Params), const char* const names[4
 template <class T>
 void forward_typed(const ForwardParams& p, cudaStream_t stream) {
   static const char* const names[4] = {"activations_forward_rows_cached", "activations_forward_rows",
-                                       "activations_forward_columns_per_warp", "activations_forward_columns"};
+                                       "activations_forward_warp_per_line", "activations_forward_columns"};
   void (*const kernels[4])(ForwardParams) = {forward_rows_cached_kernel<T>, forward_rows_kernel<T>,
                                              forward_columns_kernel<T, WarpReducer>,
                                              forward_columns_kernel<T, ThreadReducer>};
-  launch_schedule(kernels, names, static_cast<std::size_t>(p.n) * sizeof(T), p, stream);
+  launch_schedule(kernels, names, static_cast<std::size_t>(p.n) * sizeof(T), sizeof(T), p, stream);
 }
 
 template <class T>
 void backward_typed(const BackwardParams& p, cudaStream_t stream) {
   static const char* const names[4] = {"activations_backward_rows_cached", "activations_backward_rows",
-                                       "activations_backward_columns_per_warp", "activations_backward_columns"};
+                                       "activations_backward_warp_per_line", "activations_backward_columns"};
   void (*const kernels[4])(BackwardParams) = {backward_rows_cached_kernel<T>, backward_rows_kernel<T>,
                                               backward_columns_kernel<T, WarpReducer>,
                                               backward_columns_kernel<T, ThreadReducer>};
   // y and dy, the dy copy starting 16-byte aligned
-  launch_schedule(kernels, names, cached_y_bytes(p.n, sizeof(T)) + static_cast<std::size_t>(p.n) * sizeof(T), p,
-                  stream);
+  launch_schedule(kernels, names, cached_y_bytes(p.n, sizeof(T)) + static_cast<std::size_t>(p.n) * sizeof(T),
+                  sizeof(T), p, stream);
 }
 
 }  // namespace
