@@ -34,6 +34,9 @@ constexpr std::int64_t kBlock = 1024;
 constexpr int kMaxIterations = 100;  // Michelot / Newton passes before the sorting fallback
 
 constexpr int kStreamScratchSlot = 1;  // scratch<T> slot of softmax_row's streamed exps
+// scratch<T> slot of a softmax strip's exps and of alpha-entmax backward's weights (never live at
+// the same time)
+constexpr int kStripScratchSlot = 0;
 constexpr int kSoftmax = 0, kLogSoftmax = 1, kSparsemax = 2, kEntmax15 = 3, kBisect = 4;
 
 template <class T>
@@ -286,6 +289,23 @@ void add_lane_sums(T (&acc)[kLanes][kW], double (&total)[kW]) {
   for (int j = 0; j < kW; ++j) total[j] += static_cast<double>(acc[0][j]);
 }
 
+// The powers u^b of alpha-entmax (b = 1/(alpha-1) forward, 2 - alpha backward) for u > 0,
+// chosen once per loop: exact for b = 1, 2 (alpha = 2, 1.5), 0 (backward at alpha = 2) and 0.5
+// (a correctly rounded square root), vmath::pow_f64 otherwise (vectorisable; relative error
+// about (2 + |b log u|)·2^-52, see vmath.hpp — std::pow was a scalar library call per entry and
+// per iteration, most of alpha-entmax's time). kUnitBase: u <= 1 and b > 0 (the forward's
+// u = d - tau), so vmath::pow_f64_unit applies (the same bits, cheaper). Calls f(power) with a
+// function object, so the loops over it are compiled per case.
+template <bool kUnitBase, class F>
+decltype(auto) with_power(double b, F&& f) {
+  if (b == 1.0) return f([](double u) { return u; });
+  if (b == 2.0) return f([](double u) { return u * u; });
+  if (b == 0.5) return f([](double u) { return std::sqrt(u); });
+  if (b == 0.0) return f([](double) { return 1.0; });
+  if constexpr (kUnitBase) return f([b](double u) { return vmath::pow_f64_unit(u, b); });
+  return f([b](double u) { return vmath::pow_f64(u, b); });
+}
+
 // --- softmax / log-softmax down columns (mapped axis not the last) ------------------------------
 
 // One strip: `width` neighbouring columns, n rows at stride `inner`. Each pass walks the rows and
@@ -306,7 +326,8 @@ void softmax_strip(bool log, const T* __restrict x, const std::uint8_t* __restri
   double total[kW];
   bool special[kW];
   for (int j = 0; j < kW; ++j) m[j] = -kInf<T>, nans[j] = T(0), total[j] = 0.0;
-  T* exps = log ? nullptr : scratch<T>(0, static_cast<std::size_t>(n * kW));  // row i at i*kW
+  // row i at i*kW
+  T* exps = log ? nullptr : scratch<T>(kStripScratchSlot, static_cast<std::size_t>(n * kW));
 
   // Pass 1: column max and NaN count (as row_max).
   for (std::int64_t i = 0; i < n; ++i) {
@@ -388,7 +409,8 @@ void softmax_columns(bool log, const T* x, const std::uint8_t* mask, T* y, std::
 template <int kSums, class T, class F>
 void strip_sums(const T* __restrict y, const T* __restrict dy, std::int64_t n,
                 std::int64_t inner, int width, F&& f,
-                double (&total)[kSums][kStripBytes / sizeof(T)]) {
+                double (&total)[kSums][kStripBytes / sizeof(T)], std::int64_t y_stride = -1) {
+  const std::int64_t ys = y_stride < 0 ? inner : y_stride;  // y: a strip of the input, or scratch
   constexpr int kW = static_cast<int>(kStripBytes / sizeof(T));
   alignas(64) T acc[kSums][kLanes][kW];
   for (int s = 0; s < kSums; ++s)
@@ -399,11 +421,11 @@ void strip_sums(const T* __restrict y, const T* __restrict dy, std::int64_t n,
       for (int k = 0; k < kLanes; ++k)
         for (int j = 0; j < kW; ++j) acc[s][k][j] = T(0);
     for (std::int64_t i = b; i < e; ++i) {
-      const T* yr = y + i * inner;
+      const T* yr = y + i * ys;
       const T* dr = dy + i * inner;
       const int lane = static_cast<int>((i - b) % kLanes);
       if (i + kPrefetchRows < n) {
-        prefetch_segment(yr + kPrefetchRows * inner, width);
+        prefetch_segment(yr + kPrefetchRows * ys, width);
         prefetch_segment(dr + kPrefetchRows * inner, width);
       }
       for (int j = 0; j < width; ++j) {
@@ -420,13 +442,14 @@ void strip_sums(const T* __restrict y, const T* __restrict dy, std::int64_t n,
 template <class T, class G>
 void strip_write(const T* __restrict y, const T* __restrict dy, T* __restrict dx,
                  std::int64_t n, std::int64_t inner, int width, const T* __restrict factor,
-                 const bool* special, const T* fill_value, G&& g) {
+                 const bool* special, const T* fill_value, G&& g, std::int64_t y_stride = -1) {
+  const std::int64_t ys = y_stride < 0 ? inner : y_stride;
   for (std::int64_t i = 0; i < n; ++i) {
-    const T* yr = y + i * inner;
+    const T* yr = y + i * ys;
     const T* dr = dy + i * inner;
     T* xr = dx + i * inner;
     if (i + kPrefetchRows < n) {
-      prefetch_segment(yr + kPrefetchRows * inner, width);
+      prefetch_segment(yr + kPrefetchRows * ys, width);
       prefetch_segment(dr + kPrefetchRows * inner, width);
     }
     for (int j = 0; j < width; ++j) xr[j] = g(yr[j], dr[j], factor[j]);
@@ -446,6 +469,83 @@ void ratio_or_special(const double (&nans)[kW], const double (&numerator)[kW],
     fill_value[j] = has_nan ? std::numeric_limits<T>::quiet_NaN() : T(0);
     factor[j] = special[j] ? T(0) : static_cast<T>(numerator[j] / denominator[j]);
   }
+}
+
+// Runs over [0, count) in blocks of kLanes: zero(lo, hi) for each maximal run of blocks with no
+// k for which in_support(k), compute(lo, hi) for each maximal run of the others. For costly
+// per-entry work needed only on a (usually small) support; compute's loop has a run-time trip
+// count, so it vectorises where a fixed 16-entry block would be unrolled and left scalar.
+template <class InSupport, class Zero, class Compute>
+void for_support_runs(std::int64_t count, InSupport in_support, Zero zero, Compute compute) {
+  auto block_has_support = [&](std::int64_t lo) {
+    const std::int64_t hi = std::min(count, lo + kLanes);
+    int any = 0;
+    for (std::int64_t k = lo; k < hi; ++k) any |= in_support(k) ? 1 : 0;
+    return any != 0;
+  };
+  std::int64_t i = 0;
+  while (i < count) {
+    const bool support = block_has_support(i);
+    std::int64_t end = std::min(count, i + kLanes);
+    while (end < count && block_has_support(end) == support) end = std::min(count, end + kLanes);
+    if (support)
+      compute(i, end);
+    else
+      zero(i, end);
+    i = end;
+  }
+}
+
+// g[k] = power(y[k]) for y[k] > 0, NaN for a NaN, else 0, for k in [lo, hi). A function of its
+// own, with restrict pointers: inside the callers' lambdas (pointers captured by reference) GCC
+// could not prove the stores leave the pointers alone, and the loop stayed scalar.
+template <class T, class P>
+void powers_in_range(const T* __restrict y, T* __restrict g, std::int64_t lo, std::int64_t hi,
+                     const P& power) {
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  for (std::int64_t k = lo; k < hi; ++k) {
+    const T v = y[k];
+    const T p = static_cast<T>(power(static_cast<double>(v > 0 ? v : T(1))));  // selected after
+    g[k] = v > 0 ? p : v != v ? nan : T(0);
+  }
+}
+
+// g[i] = y[i]^b on the support (y > 0), 0 off it, NaN for a NaN, i < count: alpha-entmax's
+// backward weights p^(2-alpha), the power (with_power) only on runs of blocks with support.
+template <class T>
+void power_of_support(const T* __restrict y, T* __restrict g, std::int64_t count, double b) {
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  with_power<false>(b, [&](const auto& power) {
+    for_support_runs(
+        count, [&](std::int64_t k) { return y[k] > 0; },
+        [&](std::int64_t lo, std::int64_t hi) {
+          for (std::int64_t k = lo; k < hi; ++k) g[k] = y[k] != y[k] ? nan : T(0);
+        },
+        [&](std::int64_t lo, std::int64_t hi) { powers_in_range(y, g, lo, hi, power); });
+  });
+}
+
+// The entmaxes' backward over one strip, from g = g_of(v) of each entry v of `weights` (y itself
+// with g_of = sqrt for 1.5-entmax; precomputed g with the identity for alpha-entmax), rows
+// `weights_stride` apart: the column sums (NaNs, sum g, sum g dy), then dx = g (dy - ratio).
+template <class T, class GOf>
+void backward_entmax_strip(const T* weights, const T* dy, T* dx, std::int64_t n, std::int64_t inner,
+                           int width, T scale, GOf g_of, std::int64_t weights_stride, bool* special,
+                           T* fill_value, T* factor) {
+  constexpr int kW = static_cast<int>(kStripBytes / sizeof(T));
+  double total[3][kW];  // NaNs, sum of g, sum of g dy
+  strip_sums<3>(weights, dy, n, inner, width, [&](T v, T d, T* t) {
+    const T g = g_of(v);
+    t[0] = g != g ? T(1) : T(0);
+    t[1] = g;
+    t[2] = g * d;
+  }, total, weights_stride);
+  ratio_or_special(total[0], total[2], total[1], special, fill_value, factor);
+  strip_write(weights, dy, dx, n, inner, width, factor, special, fill_value, [&](T v, T d, T ratio) {
+    const T g = g_of(v);
+    const T value = (g * (d - ratio)) * scale;
+    return g == T(0) ? T(0) : value;
+  }, weights_stride);
 }
 
 // backward_row's arithmetic, column by column over one strip: pass 1 the column sums
@@ -494,25 +594,19 @@ void backward_strip(int map, const T* __restrict y, const T* __restrict dy, T* _
       return;
     }
     default: {  // alpha-entmax: g = p^(2-alpha) on S, dx = g dy - g <g, dy>/sum g
-      const bool is15 = map == kEntmax15;
-      const double power = 2.0 - alpha;
-      auto g_of = [=](T v) -> T {
-        if (!(v > 0)) return v != v ? nan : T(0);
-        return is15 ? std::sqrt(v) : static_cast<T>(std::pow(static_cast<double>(v), power));
-      };
-      double total[3][kW];  // NaNs, sum of g, sum of g dy
-      strip_sums<3>(y, dy, n, inner, width, [&](T v, T d, T* t) {
-        const T g = g_of(v);
-        t[0] = v != v ? T(1) : T(0);
-        t[1] = g;
-        t[2] = g * d;
-      }, total);
-      ratio_or_special(total[0], total[2], total[1], special, fill_value, factor);
-      strip_write(y, dy, dx, n, inner, width, factor, special, fill_value, [&](T v, T d, T ratio) {
-        const T g = g_of(v);
-        const T value = (g * (d - ratio)) * scale;
-        return g == T(0) ? T(0) : value;
-      });
+      if (map == kEntmax15) {  // g = sqrt(p): cheap, evaluated on every entry of the strip
+        auto g_of = [=](T v) -> T { return v > 0 ? std::sqrt(v) : v != v ? nan : T(0); };
+        backward_entmax_strip(y, dy, dx, n, inner, width, scale, g_of, inner, special, fill_value,
+                              factor);
+      } else {  // g = p^(2-alpha), costly: into scratch (power_of_support), then the same passes
+        T* g = scratch<T>(kStripScratchSlot, static_cast<std::size_t>(n * kW));
+        for (std::int64_t i = 0; i < n; ++i) {
+          if (i + kPrefetchRows < n) prefetch_segment(y + (i + kPrefetchRows) * inner, width);
+          power_of_support(y + i * inner, g + i * kW, width, 2.0 - alpha);
+        }
+        backward_entmax_strip(g, dy, dx, n, inner, width, scale, [](T v) { return v; }, kW, special,
+                              fill_value, factor);
+      }
       return;
     }
   }
@@ -727,45 +821,81 @@ double entmax15_tau(double* d, std::size_t n, double tau0, double* active) {
   return entmax15_tau_sorted(d, n);
 }
 
-// alpha-entmax: p = (d - tau)_+^(1/(alpha-1)) on d = (alpha-1)(z - max z); f(tau) = sum p - 1 is
-// decreasing with f(-1) >= 0 >= f(-n^(1-alpha)). Newton steps, replaced by bisection whenever
-// they leave the bracket; stops when the bracket cannot shrink or after n_iter steps. Every later
-// tau lies in the bracket, so an entry at or below its lower end never counts again: when the
-// lower end rises, the survivors are copied (in order) to `active` and only they are visited —
-// the same sums in the same order, so the same bits.
-double bisect_tau(const double* d, std::size_t n, double alpha, std::int64_t n_active, int n_iter,
-                  double* active) {
+// Over the entries d[i] > tau, with u = d[i] - tau: sum u^b (p) and, when kSlope, sum u^b / u
+// (-f'/b) — in kLanes lanes combined by lane_tree_sum (the file's order), branch-free.
+template <bool kSlope, class P>
+void power_sums(const double* d, std::size_t size, double tau, const P& power, double& sum_p,
+                double& sum_p_over_u) {
+  double p_lanes[kLanes] = {}, q_lanes[kLanes] = {};
+  auto visit = [&](int j, std::size_t i) {
+    const double v = d[i];
+    const bool in = v > tau;
+    const double u = in ? v - tau : 1.0;  // 1: a harmless argument for the entries outside
+    // power(u) for every entry and a select after it: a conditional call would be a branch,
+    // which keeps GCC from vectorising the lane loop
+    const double p = power(u);
+    const double p_in = in ? p : 0.0;
+    p_lanes[j] += p_in;
+    if constexpr (kSlope) q_lanes[j] += p_in / u;
+  };
+  std::size_t i = 0;
+  for (; i + kLanes <= size; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) visit(j, i + j);
+  for (int j = 0; i < size; ++i, ++j) visit(j, i);
+  sum_p = lane_tree_sum(p_lanes);
+  sum_p_over_u = kSlope ? lane_tree_sum(q_lanes) : 0.0;
+}
+
+// alpha-entmax: p = (d - tau)_+^b, b = 1/(alpha-1), on d = (alpha-1)(z - max z); S(tau) = sum p
+// is decreasing with S(floor) >= 1 >= S(-n^(1-alpha)) (floor: a lower bound on the threshold, -1
+// or sparse_start's). Newton steps on g(tau) = S^(1/b) - 1 — the b-norm of (d - tau)_+ less 1:
+// convex and decreasing, so from below the steps stay below the root, and nearly linear where
+// a few entries dominate, where Newton on S - 1 shrinks the gap only by a factor (1 - 1/b) per
+// step (b = 10 at alpha = 1.1): tau += (S - S^(2-alpha)) / sum (d - tau)_+^(b-1). A step that
+// leaves the bracket is replaced by bisection; the iteration stops when a Newton step no longer
+// moves tau (tested before the bracket check, which would turn that converged step into a
+// bisection and walk the bracket down to rounding: ~50 wasted passes), when the bracket cannot
+// shrink, or after n_iter steps. Every later tau lies in the bracket, so an entry at or below its
+// lower end never counts again: when the lower end rises, the survivors are copied (in order) to
+// `active` and only they are visited — the same sums in the same order, so the same bits.
+// Returns tau and, when the last pass was at that tau (not after an n_iter stop), its sum of p.
+struct BisectResult {
+  double tau, sum_p;
+  bool has_sum;
+};
+BisectResult bisect_tau(const double* d, std::size_t n, double alpha, std::int64_t n_active,
+                        int n_iter, double floor, double* active) {
   const double inv_beta = 1.0 / (alpha - 1.0);
-  double lo = -1.0, hi = -std::pow(static_cast<double>(n_active), 1.0 - alpha);
-  if (!(hi > lo)) return lo;
-  double tau = lo;
-  const double* support = d;
-  std::size_t size = n;
+  double lo = floor, hi = -std::pow(static_cast<double>(n_active), 1.0 - alpha);
+  if (!(hi > lo)) return {lo, 0.0, false};
   const int cap = n_iter > 0 ? n_iter : 200;
-  for (int it = 0; it < cap; ++it) {
-    double f = -1.0, df = 0.0;
-    for (std::size_t i = 0; i < size; ++i) {
-      if (support[i] > tau) {
-        const double u = support[i] - tau;
-        const double p = std::pow(u, inv_beta);
-        f += p;
-        df -= inv_beta * p / u;
+  return with_power<true>(inv_beta, [&](const auto& power) -> BisectResult {
+    double tau = lo;
+    const double* support = d;
+    std::size_t size = n;
+    for (int it = 0; it < cap; ++it) {
+      double sum_p, sum_p_over_u;
+      power_sums<true>(support, size, tau, power, sum_p, sum_p_over_u);
+      const double f = sum_p - 1.0;
+      if (f == 0.0) return {tau, sum_p, true};
+      if (f > 0) {
+        lo = tau;
+        size = keep_above(support, size, lo, active);
+        support = active;
+      } else {
+        hi = tau;
       }
+      const bool has_slope = sum_p_over_u > 0.0;
+      double next = has_slope ? tau + (sum_p - std::pow(sum_p, 2.0 - alpha)) / sum_p_over_u
+                              : 0.5 * (lo + hi);
+      if (has_slope && next == tau) return {tau, sum_p, true};
+      if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
+      if (next == tau || hi - lo <= 4 * std::numeric_limits<double>::epsilon() * std::fabs(tau))
+        return {tau, sum_p, true};
+      tau = next;
     }
-    if (f == 0.0) return tau;
-    if (f > 0) {
-      lo = tau;
-      size = keep_above(support, size, lo, active);
-      support = active;
-    } else {
-      hi = tau;
-    }
-    double next = (df != 0.0) ? tau - f / df : 0.5 * (lo + hi);
-    if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
-    if (next == tau || hi - lo <= 4 * std::numeric_limits<double>::epsilon() * std::fabs(tau)) break;
-    tau = next;
-  }
-  return tau;
+    return {tau, 0.0, false};
+  });
 }
 
 // --- sparse maps: rows and column strips ------------------------------------------------------
@@ -811,17 +941,18 @@ constexpr double kFloorMargin = 0x1p-30;
 //   m: the shift (NaN: the row is NaN; -inf: nothing unmasked);
 //   floor: a lower bound on the threshold tau. -1 always is (p_max <= 1); a tighter one is the
 //     threshold of the kLanes lane extremes alone (the entry of largest z of each lane i %
-//     kLanes): for sparsemax and 1.5-entmax the threshold of a subset of the entries is never
-//     above that of the row (sum_S (d - t)_+^a <= sum (d - t)_+^a for every t). Only entries
-//     with d > floor can be in the support, so they are the candidates, and the iterations
-//     start at the floor: ~45 candidates instead of ~250 for 1.5-entmax on a 4096-entry row of
-//     unit-variance logits.
+//     kLanes): for every map the threshold of a subset of the entries is never above that of
+//     the row (sum_S (d - t)_+^a <= sum (d - t)_+^a for every t, and both sides decrease in t).
+//     Only entries with d > floor can be in the support, so they are the candidates, and the
+//     iterations start at the floor: ~45 candidates instead of ~250 for 1.5-entmax on a
+//     4096-entry row of unit-variance logits. alpha-entmax's subset threshold is iterated to
+//     convergence (its caller's n_iter may stop early); kFloorMargin covers its rounding.
 struct SparseStart {
   double m, floor;
 };
 
 template <class T>
-SparseStart sparse_start(int map, double factor, const T* lane_max, const T* lane_min,
+SparseStart sparse_start(int map, double factor, double alpha, const T* lane_max, const T* lane_min,
                          double nan_count) {
   T xmax = lane_max[0], xmin = lane_min[0];
   for (int j = 0; j < kLanes; ++j) {
@@ -840,7 +971,7 @@ SparseStart sparse_start(int map, double factor, const T* lane_max, const T* lan
     m = (xmax == kInf<T> || xmin == -kInf<T>) ? std::numeric_limits<double>::quiet_NaN() : 0.0;
   }
   if (nan_count > 0 || m == inf) m = std::numeric_limits<double>::quiet_NaN();
-  if (m != m || m == -inf || factor == 0 || map == kBisect) return {m, -1.0};
+  if (m != m || m == -inf || factor == 0) return {m, -1.0};
   // d of each lane's extreme entry (masked or empty lanes: -inf); thresholds of <= kLanes values.
   const T* extremes = factor > 0 ? lane_max : lane_min;
   double d[kLanes];
@@ -850,7 +981,15 @@ SparseStart sparse_start(int map, double factor, const T* lane_max, const T* lan
     d[count] = v;
     count += v > -1.0 ? 1 : 0;
   }
-  const double tau = map == kSparsemax ? sparsemax_tau_sorted(d, count) : entmax15_tau_sorted(d, count);
+  double tau;
+  if (map == kSparsemax) {
+    tau = sparsemax_tau_sorted(d, count);
+  } else if (map == kEntmax15) {
+    tau = entmax15_tau_sorted(d, count);
+  } else {  // iterated to convergence (not the caller's n_iter): the floor must be a true bound
+    double active[kLanes];
+    tau = bisect_tau(d, count, alpha, static_cast<std::int64_t>(count), 0, -1.0, active).tau;
+  }
   return {m, std::max(-1.0, tau - kFloorMargin)};
 }
 
@@ -874,27 +1013,44 @@ Threshold sparse_threshold(int map, double* d, std::size_t count, double floor, 
   double* active = scratch<double>(kActiveScratchSlot, count);
   if (map == kSparsemax) return {sparsemax_tau(d, count, floor, active), 1.0};
   if (map == kEntmax15) return {entmax15_tau(d, count, floor, active), 1.0};
-  const double tau = bisect_tau(d, count, alpha, static_cast<std::int64_t>(active_entries), n_iter, active);
-  const double inv_beta = 1.0 / (alpha - 1.0);
-  double total = 0.0;
-  for (std::size_t i = 0; i < count; ++i)
-    if (d[i] > tau) total += std::pow(d[i] - tau, inv_beta);
+  const BisectResult th = bisect_tau(d, count, alpha, static_cast<std::int64_t>(active_entries),
+                                     n_iter, floor, active);
+  const double tau = th.tau;
+  // sum p at tau: the iteration's last sums when they were taken there, else one more pass
+  auto sum_at_tau = [&](const auto& power) {
+    double sum_p, unused;
+    power_sums<false>(d, count, tau, power, sum_p, unused);
+    return sum_p;
+  };
+  const double total = th.has_sum ? th.sum_p : with_power<true>(1.0 / (alpha - 1.0), sum_at_tau);
   // Renormalise so the row sums to 1 even when the iteration stopped early (as entmax does).
   return {tau, total > 0 ? 1.0 / total : 0.0};
 }
 
-// p from d: (d - tau)_+ (sparsemax), (d - tau)_+^2 (1.5-entmax), (d - tau)_+^(1/(alpha-1)) /
-// total (alpha-entmax). std::max(u, 0.0) is u > 0 ? u : +0.0 here (u is never NaN).
-template <int kMap>
-double sparse_p(double d, double tau, double inv_beta, double inv_total) {
+// p from d: (d - tau)_+ (sparsemax), (d - tau)_+^2 (1.5-entmax), power((d - tau)_+) / total
+// (alpha-entmax, power(u) = u^(1/(alpha-1)) from with_output_power). std::max(u, 0.0) is
+// u > 0 ? u : +0.0 here (u is never NaN).
+template <int kMap, class P>
+double sparse_p(double d, double tau, const P& power, double inv_total) {
   const double u = std::max(d - tau, 0.0);
   if constexpr (kMap == kSparsemax) {
     return u;
   } else if constexpr (kMap == kEntmax15) {
     return u * u;
   } else {
-    return u > 0 ? std::pow(u, inv_beta) * inv_total : 0.0;
+    const double p = power(u > 0 ? u : 1.0);  // unconditional, so the output loops vectorise
+    return u > 0 ? p * inv_total : 0.0;
   }
+}
+
+// Calls f(power) for the output loops of map kMap: alpha-entmax's power (with_power), and an
+// unused identity for the other maps (so their loops are compiled once).
+template <int kMap, class F>
+void with_output_power(double alpha, F&& f) {
+  if constexpr (kMap == kBisect)
+    with_power<true>(1.0 / (alpha - 1.0), f);
+  else
+    f([](double u) { return u; });
 }
 
 // Calls f(std::integral_constant<int, map>{}) so the output loops are compiled per map.
@@ -931,6 +1087,20 @@ std::uint32_t block_hits(const T* x, T factor, T bound) {
   return bits;
 }
 
+// out[i] = p of entry i (sparse_p on d = x[i] * factor - m, -inf where masked) for i in
+// [lo, hi); a function with restrict pointers so the loop vectorises (see powers_in_range).
+template <bool kMasked, int kMap, class T, class P>
+void sparse_output(const T* __restrict x, const std::uint8_t* __restrict mask, T* __restrict out,
+                   std::int64_t lo, std::int64_t hi, double factor, double m, Threshold th,
+                   const P& power) {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (std::int64_t i = lo; i < hi; ++i) {
+    const bool keep = kMasked ? mask[i] != 0 : true;
+    const double d = keep ? static_cast<double>(x[i]) * factor - m : -inf;
+    out[i] = static_cast<T>(sparse_p<kMap>(d, th.tau, power, th.inv_total));
+  }
+}
+
 // One row: a vectorised pass for the extremes, one gathering the candidates, the threshold, one
 // pass writing the output (into L1 scratch first and then to y with streaming stores when
 // stream_output is set, as softmax_row does).
@@ -958,7 +1128,7 @@ void sparse_row(int map, const T* __restrict x, const std::uint8_t* __restrict m
   for (int j = 0; i0 < n; ++i0, ++j) visit(j, i0);
   double nan_count = 0, active_entries = 0;
   for (int j = 0; j < kLanes; ++j) nan_count += counts.nans[j], active_entries += counts.finite[j];
-  const SparseStart start = sparse_start(map, factor, lanes.max, lanes.min, nan_count);
+  const SparseStart start = sparse_start(map, factor, alpha, lanes.max, lanes.min, nan_count);
   const double m = start.m;
   if (m != m) return fill(y, n, std::numeric_limits<T>::quiet_NaN());
   if (m == -inf) return fill(y, n, T(0));  // nothing left in the row
@@ -983,12 +1153,26 @@ void sparse_row(int map, const T* __restrict x, const std::uint8_t* __restrict m
 
   // The threshold, then pass 3: the output.
   const Threshold th = sparse_threshold(map, d, count, start.floor, alpha, active_entries, n_iter);
-  const double inv_beta = 1.0 / (alpha - 1.0);
   T* out = stream_output ? scratch<T>(kStreamScratchSlot, static_cast<std::size_t>(n)) : y;
   with_sparse_map(map, [&](auto map_constant) {
     constexpr int kMap = decltype(map_constant)::value;
-    for (std::int64_t i = 0; i < n; ++i)
-      out[i] = static_cast<T>(sparse_p<kMap>(d_of(i), th.tau, inv_beta, th.inv_total));
+    with_output_power<kMap>(alpha, [&](const auto& power) {
+      auto compute = [&](std::int64_t lo, std::int64_t hi) {
+        sparse_output<kMasked, kMap>(x, mask, out, lo, hi, factor, m, th, power);
+      };
+      if constexpr (kMap == kBisect) {
+        // The power is costly and the support usually small: runs of blocks with no entry in
+        // the support are zeros (the same bits: p is +0 outside the support either way).
+        for_support_runs(
+            n, [&](std::int64_t i) { return d_of(i) > th.tau; },
+            [&](std::int64_t lo, std::int64_t hi) {
+              for (std::int64_t i = lo; i < hi; ++i) out[i] = T(0);
+            },
+            compute);
+      } else {
+        compute(0, n);
+      }
+    });
   });
   if (stream_output) store_streaming(y, out, n, T(1), false);
 }
@@ -1066,7 +1250,7 @@ void sparse_strip(int map, const T* __restrict x, const std::uint8_t* __restrict
     if (j < width) {
       T lane_max[kLanes], lane_min[kLanes];
       for (int l = 0; l < kLanes; ++l) lane_max[l] = lanes[l].max[j], lane_min[l] = lanes[l].min[j];
-      start = sparse_start(map, factor, lane_max, lane_min, static_cast<double>(counts.nans[j]));
+      start = sparse_start(map, factor, alpha, lane_max, lane_min, static_cast<double>(counts.nans[j]));
     }
     special[j] = start.m != start.m || start.m == -inf;
     fill_value[j] = start.m != start.m ? std::numeric_limits<T>::quiet_NaN() : T(0);
@@ -1097,19 +1281,28 @@ void sparse_strip(int map, const T* __restrict x, const std::uint8_t* __restrict
     tau[j] = th.tau, inv_total[j] = th.inv_total;
   }
   // Pass 3: the output (special columns compute harmless values here and are overwritten).
-  const double inv_beta = 1.0 / (alpha - 1.0);
   with_sparse_map(map, [&](auto map_constant) {
     constexpr int kMap = decltype(map_constant)::value;
-    for (std::int64_t i = 0; i < n; ++i) {
-      const T* xr = x + i * inner;
-      const std::uint8_t* mr = kMasked ? mask + i * inner : nullptr;
-      T* yr = y + i * inner;
-      if (i + kPrefetchRows < n) prefetch_segment(xr + kPrefetchRows * inner, width);
-      for (int j = 0; j < width; ++j) {
-        const double d = keep(mr, j) ? static_cast<double>(xr[j]) * factor - m[j] : -inf;
-        yr[j] = static_cast<T>(sparse_p<kMap>(d, tau[j], inv_beta, inv_total[j]));
+    with_output_power<kMap>(alpha, [&](const auto& power) {
+      for (std::int64_t i = 0; i < n; ++i) {
+        const T* xr = x + i * inner;
+        const std::uint8_t* mr = kMasked ? mask + i * inner : nullptr;
+        T* yr = y + i * inner;
+        if (i + kPrefetchRows < n) prefetch_segment(xr + kPrefetchRows * inner, width);
+        alignas(64) double d[kW];
+        int any = kMap == kBisect ? 0 : 1;
+        for (int j = 0; j < width; ++j) {
+          d[j] = keep(mr, j) ? static_cast<double>(xr[j]) * factor - m[j] : -inf;
+          if constexpr (kMap == kBisect) any |= d[j] > tau[j] ? 1 : 0;
+        }
+        if (any == 0) {  // alpha-entmax: no column of this row segment in its support (as sparse_row)
+          for (int j = 0; j < width; ++j) yr[j] = T(0);
+          continue;
+        }
+        for (int j = 0; j < width; ++j)
+          yr[j] = static_cast<T>(sparse_p<kMap>(d[j], tau[j], power, inv_total[j]));
       }
-    }
+    });
   });
   fill_special_columns(y, n, inner, width, special, fill_value);
 }
@@ -1161,25 +1354,33 @@ void backward_row(int map, const T* y, const T* dy, T* dx, std::int64_t n, T sca
       return;
     }
     default: {  // alpha-entmax: g = p^(2-alpha) on S, dx = g dy - g <g, dy>/sum g (Peters et al.)
-      const bool is15 = map == kEntmax15;
-      const double power = 2.0 - alpha;
-      auto g_of = [&](std::int64_t i) -> T {
-        if (!(y[i] > 0)) return y[i] != y[i] ? nan : T(0);
-        return is15 ? std::sqrt(y[i]) : static_cast<T>(std::pow(static_cast<double>(y[i]), power));
+      // g: sqrt(y) for 1.5-entmax (cheap, evaluated on every entry), y^(2-alpha) otherwise
+      // (costly: into scratch by power_of_support, which skips blocks with no support)
+      auto run = [&](auto g_of) {
+        double total[3];  // NaNs, sum of g, sum of g dy: one pass
+        ordered_sums<3, T>(n, [&](std::int64_t i, T* t) {
+          const T d = dy[i], g = g_of(i);
+          t[0] = g != g ? T(1) : T(0);
+          t[1] = g;
+          t[2] = g * d;
+        }, total);
+        if (total[0] > 0) return fill(dx, n, nan);
+        if (total[1] == 0) return fill(dx, n, T(0));
+        const T ratio = static_cast<T>(total[2] / total[1]);
+        for (std::int64_t i = 0; i < n; ++i) {
+          const T g = g_of(i);
+          dx[i] = g == T(0) ? T(0) : (g * (dy[i] - ratio)) * scale;
+        }
       };
-      double total[3];  // NaNs, sum of g, sum of g dy: one pass
-      ordered_sums<3, T>(n, [&](std::int64_t i, T* t) {
-        const T d = dy[i], g = g_of(i);
-        t[0] = y[i] != y[i] ? T(1) : T(0);
-        t[1] = g;
-        t[2] = g * d;
-      }, total);
-      if (total[0] > 0) return fill(dx, n, nan);
-      if (total[1] == 0) return fill(dx, n, T(0));
-      const T ratio = static_cast<T>(total[2] / total[1]);
-      for (std::int64_t i = 0; i < n; ++i) {
-        const T g = g_of(i);
-        dx[i] = g == T(0) ? T(0) : (g * (dy[i] - ratio)) * scale;
+      if (map == kEntmax15) {
+        run([&](std::int64_t i) -> T {
+          const T v = y[i];
+          return v > 0 ? std::sqrt(v) : v != v ? nan : T(0);
+        });
+      } else {
+        T* g = scratch<T>(kStripScratchSlot, static_cast<std::size_t>(n));
+        power_of_support(y, g, n, 2.0 - alpha);
+        run([g](std::int64_t i) { return g[i]; });
       }
       return;
     }

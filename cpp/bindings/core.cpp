@@ -51,6 +51,21 @@ void exp_into(const py::array& x, py::array& y) {
     exp_array_parallel(xp, yp, n);
 }
 
+// y = log(x) (b is None) or y = x^b, float64 arrays of the same size.
+void log_or_pow_into(const py::array& x, py::array& y, const py::object& b) {
+  const double* xp = input_ptr<double>(x, "x");
+  double* yp = output_ptr<double>(y, "out");
+  const auto n = element_count(x);
+  if (element_count(y) != n) throw_value_error("out: expected ", n, " elements");
+  const bool power = !b.is_none();
+  const double exponent = power ? b.cast<double>() : 0.0;
+  py::gil_scoped_release release;
+  if (power)
+    pow_array_parallel(xp, exponent, yp, n);
+  else
+    log_array_parallel(xp, yp, n);
+}
+
 }  // namespace
 
 void bind_core(py::module_& m) {
@@ -78,6 +93,11 @@ void bind_core(py::module_& m) {
   t.def("exp_f64", &exp_into<double>, py::arg("x"), py::arg("out"));
   t.def("exp_nonpositive_f32", &exp_into<float, true>, py::arg("x"), py::arg("out"));
   t.def("exp_nonpositive_f64", &exp_into<double, true>, py::arg("x"), py::arg("out"));
+  t.def("log_f64", [](const py::array& x, py::array& y) { log_or_pow_into(x, y, py::none()); },
+        py::arg("x"), py::arg("out"));
+  t.def("pow_f64",
+        [](const py::array& x, double b, py::array& y) { log_or_pow_into(x, y, py::float_(b)); },
+        py::arg("x"), py::arg("b"), py::arg("out"));
   t.def("copy", [](const py::array& src, py::array& dst) {
     if (src.nbytes() != dst.nbytes()) throw_value_error("dst: expected ", src.nbytes(), " bytes");
     require_c_contiguous(src, "src");

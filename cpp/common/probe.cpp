@@ -33,6 +33,15 @@ void exp_nonpositive_array_parallel(const double* x, double* y, std::int64_t n) 
   exp_parallel_impl(x, y, n, FASTCORE_ISA_DISPATCH(exp_nonpositive_array_f64));
 }
 
+void log_array_parallel(const double* x, double* y, std::int64_t n) {
+  exp_parallel_impl(x, y, n, FASTCORE_ISA_DISPATCH(log_array_f64));
+}
+void pow_array_parallel(const double* x, double b, double* y, std::int64_t n) {
+  auto kernel = FASTCORE_ISA_DISPATCH(pow_array_f64);
+  exp_parallel_impl(x, y, n,
+                    [&](const double* xs, double* ys, std::int64_t count) { kernel(xs, b, ys, count); });
+}
+
 void copy_parallel(const void* src, void* dst, std::size_t nbytes) {
   constexpr std::int64_t kChunk = 1 << 20;
   const auto* s = static_cast<const unsigned char*>(src);

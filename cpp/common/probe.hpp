@@ -16,6 +16,9 @@ FASTCORE_ISA_DECLARE(
     // vmath::exp_*_nonpositive (the softmax exp) on arrays, for its tests.
     void exp_nonpositive_array_f32(const float* x, float* y, std::int64_t n);
     void exp_nonpositive_array_f64(const double* x, double* y, std::int64_t n);
+    // vmath::log_f64 and vmath::pow_f64(x, b) on arrays, for their tests.
+    void log_array_f64(const double* x, double* y, std::int64_t n);
+    void pow_array_f64(const double* x, double b, double* y, std::int64_t n);
     // Runs `iterations` rounds of independent FMA chains; returns a value that depends on all of
     // them (so nothing is optimised away). flops_per_iteration() says how many flops one round is.
     double fma_burn(std::int64_t iterations, float seed);
@@ -24,6 +27,9 @@ FASTCORE_ISA_DECLARE(
 // y = exp(x) elementwise on the thread pool with the active ISA. x and y may be the same array.
 void exp_array_parallel(const float* x, float* y, std::int64_t n);
 void exp_array_parallel(const double* x, double* y, std::int64_t n);
+// y = log(x) and y = x^b (vmath::log_f64 / pow_f64), likewise.
+void log_array_parallel(const double* x, double* y, std::int64_t n);
+void pow_array_parallel(const double* x, double b, double* y, std::int64_t n);
 // The same for vmath::exp_*_nonpositive.
 void exp_nonpositive_array_parallel(const float* x, float* y, std::int64_t n);
 void exp_nonpositive_array_parallel(const double* x, double* y, std::int64_t n);

@@ -25,6 +25,14 @@ void exp_nonpositive_array_f64(const double* x, double* y, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) y[i] = vmath::exp_f64_nonpositive(x[i]);
 }
 
+void log_array_f64(const double* x, double* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] = vmath::log_f64(x[i]);
+}
+
+void pow_array_f64(const double* x, double b, double* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] = vmath::pow_f64(x[i], b);
+}
+
 // Twelve independent accumulators hide the FMA latency (4 cycles) on two FMA ports.
 constexpr int kChains = 12;
 

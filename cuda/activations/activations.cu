@@ -133,8 +133,11 @@ __device__ void softmax_row(const RowView<T>& row, acc_t<T> scale, bool log, con
   }
 }
 
-// alpha-entmax threshold on d = (alpha-1)(z - max z): f(tau) = sum (d - tau)_+^(1/(alpha-1)) - 1,
-// bracket [-1, -n_active^(1-alpha)], Newton steps replaced by bisection outside the bracket.
+// alpha-entmax threshold on d = (alpha-1)(z - max z): S(tau) = sum (d - tau)_+^b, b = 1/(alpha-1),
+// S(tau) = 1 in the bracket [-1, -n_active^(1-alpha)]. Newton steps on S^(1/b) - 1 (as the CPU's
+// bisect_tau: tau += (S - S^(2-alpha)) / sum (d - tau)_+^(b-1)), replaced by bisection outside
+// the bracket; a Newton step that no longer moves tau ends the iteration before the bracket check
+// (which would otherwise turn it into a bisection and walk the bracket down to rounding).
 template <class D, class R>
 __device__ double bisect_tau(const D& d, std::int64_t n, double alpha, double active, int n_iter,
                              const R& red) {
@@ -144,20 +147,23 @@ __device__ double bisect_tau(const D& d, std::int64_t n, double alpha, double ac
   double tau = lo;
   const int cap = n_iter > 0 ? n_iter : 200;
   for (int it = 0; it < cap; ++it) {
-    double f = 0.0, df = 0.0;
+    double sum_p = 0.0, sum_p_over_u = 0.0;
     for (std::int64_t i = red.first(); i < n; i += red.step()) {
       const double u = d(i) - tau;
       if (u > 0) {
         const double p = pow(u, inv_beta);
-        f += p;
-        df -= inv_beta * p / u;
+        sum_p += p;
+        sum_p_over_u += p / u;
       }
     }
-    f = red.sum(f) - 1.0;
-    df = red.sum(df);
+    sum_p = red.sum(sum_p);
+    sum_p_over_u = red.sum(sum_p_over_u);
+    const double f = sum_p - 1.0;
     if (f == 0.0) return tau;
     if (f > 0) lo = tau; else hi = tau;
-    double next = (df != 0.0) ? tau - f / df : 0.5 * (lo + hi);
+    const bool has_slope = sum_p_over_u > 0.0;
+    double next = has_slope ? tau + (sum_p - pow(sum_p, 2.0 - alpha)) / sum_p_over_u : 0.5 * (lo + hi);
+    if (has_slope && next == tau) break;
     if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
     if (next == tau || hi - lo <= 4 * 2.220446049250313e-16 * fabs(tau)) break;
     tau = next;
