@@ -350,71 +350,82 @@ void vandermonde_backward(const double* v, const double* x, const T* g, double* 
 // ---------------------------------------------------------------------------------------------
 namespace {
 
-// Pass 1 of kernel_dplr_backward for one state and nb nodes z_j = 2i t_j: d1 = 1/(z - w),
-// d2 = 1/(z - conj w) (w = a_r + i a_i), vectorised over the nodes.
-inline void dplr_reciprocals(const double* __restrict t, std::int64_t nb, double a_r, double a_i,
-                             double* __restrict e1r, double* __restrict e1i, double* __restrict e2r,
-                             double* __restrict e2i) {
+// kernel_dplr_backward works on the forward's shared-denominator form of each conjugate-pair
+// Cauchy term (see the block comment above kernel_dplr): with z = i s (s = 2 t_k),
+//   c_p = v/(z - w) + conj(v)/(z - conj w) = (alpha_p + i s beta_p) e,
+//   e = 1/D, D = (z - w)(z - conj w) = (|w|^2 - s^2) - 2i s Re w,
+//   alpha_p = -2 Re(v_p conj w), beta_p = 2 Re v_p.
+// Gradients (dk: dL = Re(conj(dk) dk_change) per product and node, summed):
+//   g_alpha_p = sum_k Re(conj(dk_p) e),  g_beta_p = sum_k Re(conj(dk_p) i s e),
+//   dv_p = (2 g_beta_p - 2 Re w g_alpha_p) + i (-2 Im w g_alpha_p),
+//   with R = sum_p conj(dk_p) Re v_p, I = sum_p conj(dk_p) Im v_p and
+//   X = sum_p conj(dk_p)(alpha_p + i s beta_p) = -2(Re w R + Im w I) + 2i s R, Q = X e^2:
+//   dL/dRe w = sum_k -2 Re(R e) - 2 Re(Q (Re w - i s)),  dL/dIm w = sum_k -2 Re(I e) - 2 Im w Re Q
+// (from d alpha/dw and dD/dRe w = 2 Re w - 2i s, dD/dIm w = 2 Im w). One reciprocal per (state,
+// node) as in the forward, and per (state, node, product) four real products for the sums and
+// eight for the gradients, instead of two reciprocals and sixteen / thirty-two.
+
+// Pass 1 of kernel_dplr_backward for one state and nb nodes: e_j = 1/D_j (vectorised).
+inline void dplr_shared_reciprocals(const double* __restrict t, std::int64_t nb, double a_r, double a_i,
+                                    double* __restrict er, double* __restrict ei) {
   for (std::int64_t j = 0; j < nb; ++j) {
     const double sj = 2.0 * t[j];
-    const double x1 = -a_r, y1 = sj - a_i, inv1 = 1.0 / (x1 * x1 + y1 * y1);  // z - w, z = i s
-    const double y2 = sj + a_i, inv2 = 1.0 / (x1 * x1 + y2 * y2);              // z - conj w
-    e1r[j] = x1 * inv1;
-    e1i[j] = -y1 * inv1;
-    e2r[j] = x1 * inv2;
-    e2i[j] = -y2 * inv2;
+    const double dr = a_r * a_r + (a_i - sj) * (a_i + sj), di = -2.0 * sj * a_r;
+    const double inv = 1.0 / (dr * dr + di * di);
+    er[j] = dr * inv;
+    ei[j] = -di * inv;
   }
 }
 
-// k_j += v d1_j + conj(v) d2_j over nb nodes (one product's Cauchy sums, one state).
-inline void dplr_cauchy_accumulate(std::int64_t nb, double pr, double pi, const double* __restrict ar,
-                                   const double* __restrict ai, const double* __restrict br,
-                                   const double* __restrict bi, double* __restrict yr, double* __restrict yi) {
+// k_j += (alpha + i s_j beta) e_j over nb nodes (one product's Cauchy sums, one state).
+inline void dplr_cauchy_accumulate(std::int64_t nb, double alpha, double beta, const double* __restrict t,
+                                   const double* __restrict er, const double* __restrict ei,
+                                   double* __restrict yr, double* __restrict yi) {
   for (std::int64_t j = 0; j < nb; ++j) {
-    yr[j] += (pr * ar[j] - pi * ai[j]) + (pr * br[j] + pi * bi[j]);
-    yi[j] += (pr * ai[j] + pi * ar[j]) + (pr * bi[j] - pi * br[j]);
+    const double sb = 2.0 * t[j] * beta;
+    yr[j] += alpha * er[j] - sb * ei[j];
+    yi[j] += alpha * ei[j] + sb * er[j];
   }
 }
 
-// Pass 2 of kernel_dplr_backward for one node: for every state n (vectorised), with the node's
-// dk_p (stride dk_stride), d1 = 1/(z - w_n), d2 = 1/(z - conj w_n):
-//   dv_pn += dk_p conj(d1) + conj(dk_p) d2,  S = sum_p conj(v_pn) dk_p,  U = sum_p v_pn dk_p,
-//   dw_n += conj(d1)^2 S + d2^2 conj(U).
-inline void dplr_backward_node(std::int64_t np, std::int64_t N, const double* dkr, const double* dki,
-                               std::int64_t dk_stride, const double* __restrict ar, const double* __restrict ai,
-                               const double* __restrict br, const double* __restrict bi, const double* __restrict vr,
-                               const double* __restrict vi, double* __restrict dvr, double* __restrict dvi,
-                               double* __restrict dwr, double* __restrict dwi) {
-  constexpr std::int64_t kStates = 256;  // S and U for a slab of states (stack)
-  double sr[kStates], si[kStates], ur[kStates], ui[kStates];
+// Pass 2 of kernel_dplr_backward for one node (s = 2 t_k): for every state n (vectorised), with
+// the node's dk_p (stride dk_stride) and e_n: g_alpha, g_beta (np x N) and dw (N) accumulate
+// the node's terms (see the comment above).
+inline void dplr_backward_node(std::int64_t np, std::int64_t N, double s, const double* dkr, const double* dki,
+                               std::int64_t dk_stride, const double* __restrict er, const double* __restrict ei,
+                               const double* __restrict wr, const double* __restrict wi,
+                               const double* __restrict vr, const double* __restrict vi,
+                               double* __restrict ga, double* __restrict gb, double* __restrict dwr,
+                               double* __restrict dwi) {
+  constexpr std::int64_t kStates = 256;  // R and I for a slab of states (stack)
+  double rr[kStates], ri[kStates], ir[kStates], ii[kStates];
   for (std::int64_t n0 = 0; n0 < N; n0 += kStates) {
     const std::int64_t m = std::min(kStates, N - n0);
-    for (std::int64_t p = 0; p < np; ++p) {  // p = 0 initialises S and U (no zeroing pass per node)
-      const double gr = dkr[p * dk_stride], gi = dki[p * dk_stride];
+    for (std::int64_t p = 0; p < np; ++p) {  // p = 0 initialises R and I (no zeroing pass)
+      const double gr = dkr[p * dk_stride], gi = dki[p * dk_stride], sgr = s * gr, sgi = s * gi;
       const double* pvr = vr + p * N + n0;
       const double* pvi = vi + p * N + n0;
-      double* qr = dvr + p * N + n0;
-      double* qi = dvi + p * N + n0;
+      double* pa = ga + p * N + n0;
+      double* pb = gb + p * N + n0;
       for (std::int64_t n = 0; n < m; ++n) {
-        const double a_r = ar[n0 + n], a_i = ai[n0 + n], b_r = br[n0 + n], b_i = bi[n0 + n];
-        qr[n] += (gr * a_r + gi * a_i) + (gr * b_r + gi * b_i);  // dk conj(d1) + conj(dk) d2
-        qi[n] += (gi * a_r - gr * a_i) + (gr * b_i - gi * b_r);
+        const double e_r = er[n0 + n], e_i = ei[n0 + n];
+        pa[n] += gr * e_r + gi * e_i;    // Re(conj(dk) e)
+        pb[n] += sgi * e_r - sgr * e_i;  // Re(conj(dk) i s e)
         const double v_r = pvr[n], v_i = pvi[n];
-        const double s_r = v_r * gr + v_i * gi, s_i = v_r * gi - v_i * gr;  // conj(v) dk
-        const double u_r = v_r * gr - v_i * gi, u_i = v_r * gi + v_i * gr;  // v dk
-        sr[n] = p ? sr[n] + s_r : s_r;
-        si[n] = p ? si[n] + s_i : s_i;
-        ur[n] = p ? ur[n] + u_r : u_r;
-        ui[n] = p ? ui[n] + u_i : u_i;
+        rr[n] = p ? rr[n] + gr * v_r : gr * v_r;  // R = sum conj(dk) Re v
+        ri[n] = p ? ri[n] - gi * v_r : -gi * v_r;
+        ir[n] = p ? ir[n] + gr * v_i : gr * v_i;  // I = sum conj(dk) Im v
+        ii[n] = p ? ii[n] - gi * v_i : -gi * v_i;
       }
     }
     for (std::int64_t n = 0; n < m; ++n) {
-      const double a_r = ar[n0 + n], a_i = -ai[n0 + n];             // conj(d1)
-      const double c1r = a_r * a_r - a_i * a_i, c1i = 2.0 * a_r * a_i;  // conj(d1)^2
-      const double b_r = br[n0 + n], b_i = bi[n0 + n];
-      const double c2r = b_r * b_r - b_i * b_i, c2i = 2.0 * b_r * b_i;  // d2^2
-      dwr[n0 + n] += (c1r * sr[n] - c1i * si[n]) + (c2r * ur[n] + c2i * ui[n]);  // + d2^2 conj(U)
-      dwi[n0 + n] += (c1r * si[n] + c1i * sr[n]) + (c2i * ur[n] - c2r * ui[n]);
+      const double e_r = er[n0 + n], e_i = ei[n0 + n], w_r = wr[n0 + n], w_i = wi[n0 + n];
+      const double xr = -2.0 * (w_r * rr[n] + w_i * ir[n]) - 2.0 * s * ri[n];  // X
+      const double xi = -2.0 * (w_r * ri[n] + w_i * ii[n]) + 2.0 * s * rr[n];
+      const double e2r = e_r * e_r - e_i * e_i, e2i = 2.0 * e_r * e_i;       // e^2
+      const double qr = xr * e2r - xi * e2i, qi = xr * e2i + xi * e2r;       // Q = X e^2
+      dwr[n0 + n] += -2.0 * (rr[n] * e_r - ri[n] * e_i) - 2.0 * (qr * w_r + qi * s);
+      dwi[n0 + n] += -2.0 * (ir[n] * e_r - ii[n] * e_i) - 2.0 * w_i * qr;
     }
   }
 }
@@ -565,13 +576,14 @@ void kernel_dplr(const T* Lambda, const T* P, const T* B, const T* Ct, const dou
 // adjoint and the (1 + i t) factor), returns per state the gradients of the (1+r)(C+r)
 // conjugate-pair Cauchy numerators, dv (np, H, N), and of the poles summed over the products,
 // dw (H, N), as cauchy_backward would (notes §6.1) — without materialising the Cauchy sums or
-// their gradients per node. All in double. Per block of kNodeBlock nodes:
-//   pass 1 (states outer, nodes inner): the reciprocals d1 = 1/(z - w_n), d2 = 1/(z - conj w_n)
-//          (kept for pass 2) and the sums k_p = sum_n v_pn d1 + conj(v_pn) d2;
+// their gradients per node. All in double, on the shared-denominator form (comment above
+// dplr_shared_reciprocals). Per block of kNodeBlock nodes:
+//   pass 1 (states outer, nodes inner): e = 1/D (kept for pass 2) and the sums
+//          k_p = sum_n (alpha_pn + i s beta_pn) e;
 //   per node: Woodbury's adjoint (khat = k00 - k01^T x, x = (I + k11^T)^-1 k10) gives dk_p;
-//   pass 2 (nodes outer, states inner, vectorised over states): dv_pn += dk_p conj(d1) +
-//          conj(dk_p) d2 and dw_n += conj(d1)^2 sum_p conj(v_pn) dk_p + d2^2 conj(sum_p v_pn dk_p).
-// Sums run in a fixed order (nodes ascending per state), so results do not depend on threads.
+//   pass 2 (nodes outer, states inner, vectorised over states): g_alpha, g_beta and dw.
+// Then dv from g_alpha, g_beta. Sums run in a fixed order (nodes ascending per state), so results
+// do not depend on threads.
 // ---------------------------------------------------------------------------------------------
 template <class T>
 void kernel_dplr_backward(const T* Lambda, const T* P, const T* B, const T* Ct, const double* dt,
@@ -584,12 +596,12 @@ void kernel_dplr_backward(const T* Lambda, const T* P, const T* B, const T* Ct, 
   Vec<double> t(sz(nreg));
   for (std::int64_t k = 0; k < nreg; ++k) t[sz(k)] = std::tan(kPi * static_cast<double>(k) / static_cast<double>(L));
   parallel_for(0, H, 1, [&](std::int64_t lo, std::int64_t hi) {
-    Vec<double> vr(sz(np * N)), vi(sz(np * N)), wr(sz(N)), wi(sz(N));
-    Vec<double> dvr(sz(np * N)), dvi(sz(np * N)), dwr(sz(N)), dwi(sz(N));
-    Vec<double> d1r(sz(kNodeBlock * N)), d1i(sz(kNodeBlock * N)), d2r(sz(kNodeBlock * N)), d2i(sz(kNodeBlock * N));
+    Vec<double> vr(sz(np * N)), vi(sz(np * N)), wr(sz(N)), wi(sz(N)), alpha(sz(np * N)), beta(sz(np * N));
+    Vec<double> ga(sz(np * N)), gb(sz(np * N)), dwr(sz(N)), dwi(sz(N));
+    Vec<double> er_plane(sz(kNodeBlock * N)), ei_plane(sz(kNodeBlock * N));
     Vec<double> kr(sz(np * kNodeBlock)), ki(sz(np * kNodeBlock)), dkr(sz(np * kNodeBlock)), dki(sz(np * kNodeBlock));
     std::vector<cd> M(sz(r * r)), Mh(sz(r * r)), x(sz(r)), y(sz(r));
-    alignas(64) double e1r[kNodeBlock], e1i[kNodeBlock], e2r[kNodeBlock], e2i[kNodeBlock];
+    alignas(64) double e_r[kNodeBlock], e_i[kNodeBlock];
     for (std::int64_t h = lo; h < hi; ++h) {
       const double d = dt[h];
       auto at = [&](const T* a, std::int64_t n) {
@@ -604,30 +616,31 @@ void kernel_dplr_backward(const T* Lambda, const T* P, const T* B, const T* Ct, 
           for (std::int64_t c = 0; c < nc; ++c) {
             const cd cc = c < C ? at(Ct + 2 * (c * H + h) * N, n) : std::conj(at(P + 2 * ((c - C) * H + h) * N, n));
             const cd vv = d * ba * cc;
-            vr[sz((a * nc + c) * N + n)] = vv.real();
-            vi[sz((a * nc + c) * N + n)] = vv.imag();
+            const std::int64_t q = (a * nc + c) * N + n;
+            vr[sz(q)] = vv.real();
+            vi[sz(q)] = vv.imag();
+            alpha[sz(q)] = -2.0 * (vv.real() * w.real() + vv.imag() * w.imag());
+            beta[sz(q)] = 2.0 * vv.real();
           }
         }
       }
-      std::fill(dvr.begin(), dvr.end(), 0.0);
-      std::fill(dvi.begin(), dvi.end(), 0.0);
+      std::fill(ga.begin(), ga.end(), 0.0);
+      std::fill(gb.begin(), gb.end(), 0.0);
       std::fill(dwr.begin(), dwr.end(), 0.0);
       std::fill(dwi.begin(), dwi.end(), 0.0);
       for (std::int64_t k0 = 0; k0 < nreg; k0 += kNodeBlock) {
         const std::int64_t nb = std::min(kNodeBlock, nreg - k0);
         std::fill(kr.begin(), kr.end(), 0.0);
         std::fill(ki.begin(), ki.end(), 0.0);
-        // pass 1: reciprocals ([j][n] planes) and the Cauchy sums ([p][j])
+        // pass 1: shared reciprocals ([j][n] planes) and the Cauchy sums ([p][j])
         for (std::int64_t n = 0; n < N; ++n) {
-          dplr_reciprocals(t.data() + k0, nb, wr[sz(n)], wi[sz(n)], e1r, e1i, e2r, e2i);
+          dplr_shared_reciprocals(t.data() + k0, nb, wr[sz(n)], wi[sz(n)], e_r, e_i);
           for (std::int64_t j = 0; j < nb; ++j) {  // kept as [j][n] planes for pass 2
-            d1r[sz(j * N + n)] = e1r[j];
-            d1i[sz(j * N + n)] = e1i[j];
-            d2r[sz(j * N + n)] = e2r[j];
-            d2i[sz(j * N + n)] = e2i[j];
+            er_plane[sz(j * N + n)] = e_r[j];
+            ei_plane[sz(j * N + n)] = e_i[j];
           }
           for (std::int64_t p = 0; p < np; ++p)
-            dplr_cauchy_accumulate(nb, vr[sz(p * N + n)], vi[sz(p * N + n)], e1r, e1i, e2r, e2i,
+            dplr_cauchy_accumulate(nb, alpha[sz(p * N + n)], beta[sz(p * N + n)], t.data() + k0, e_r, e_i,
                                    kr.data() + p * kNodeBlock, ki.data() + p * kNodeBlock);
         }
         // per node: Woodbury's adjoint -> dk_p
@@ -681,19 +694,16 @@ void kernel_dplr_backward(const T* Lambda, const T* P, const T* B, const T* Ct, 
           }
         }
         // pass 2: per node, every state's gradient sums (vectorised over states)
-        for (std::int64_t j = 0; j < nb; ++j) {
-          const double* ar = d1r.data() + j * N;
-          const double* ai = d1i.data() + j * N;
-          const double* br = d2r.data() + j * N;
-          const double* bi = d2i.data() + j * N;
-          dplr_backward_node(np, N, dkr.data() + j, dki.data() + j, kNodeBlock, ar, ai, br, bi, vr.data(),
-                             vi.data(), dvr.data(), dvi.data(), dwr.data(), dwi.data());
-        }
+        for (std::int64_t j = 0; j < nb; ++j)
+          dplr_backward_node(np, N, 2.0 * t[sz(k0 + j)], dkr.data() + j, dki.data() + j, kNodeBlock,
+                             er_plane.data() + j * N, ei_plane.data() + j * N, wr.data(), wi.data(), vr.data(),
+                             vi.data(), ga.data(), gb.data(), dwr.data(), dwi.data());
       }
       for (std::int64_t p = 0; p < np; ++p)
-        for (std::int64_t n = 0; n < N; ++n) {
-          dv[2 * ((p * H + h) * N + n)] = dvr[sz(p * N + n)];
-          dv[2 * ((p * H + h) * N + n) + 1] = dvi[sz(p * N + n)];
+        for (std::int64_t n = 0; n < N; ++n) {  // dv from g_alpha, g_beta (alpha, beta are real)
+          const double g_a = ga[sz(p * N + n)], g_b = gb[sz(p * N + n)];
+          dv[2 * ((p * H + h) * N + n)] = 2.0 * g_b - 2.0 * wr[sz(n)] * g_a;
+          dv[2 * ((p * H + h) * N + n) + 1] = -2.0 * wi[sz(n)] * g_a;
         }
       for (std::int64_t n = 0; n < N; ++n) {
         dw[2 * (h * N + n)] = dwr[sz(n)];
