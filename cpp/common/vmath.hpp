@@ -25,7 +25,7 @@
 //
 // log_f64 and pow_f64 (the alpha-entmax powers): see log_f64's comment. Bounds (tested against
 // NumPy, tests/test_vmath.py): log_f64 <= 2 ulp (measured ~1); pow_f64(u, b) = exp(b·log u)
-// carries log's error times |b·log u| into the result: relative error <= (2 + |b·log u|)·2^-52.
+// carries log's error times |b·log u| into the result: relative error <= (2 + 1.5·|b·log u|)·2^-52.
 #pragma once
 
 #include <cmath>
@@ -223,7 +223,7 @@ inline double log_f64(double u) {
   return u == 0.0 ? -inf : static_cast<double>(NAN);
 }
 
-// u^b = exp(b·log u) for u >= 0 and b > 0 (the caller's contract; u = 0 gives +0). The result's
+// u^b = exp(b·log u) for u >= 0 and finite b (u = 0: +0 for b > 0, +inf for b < 0). The result's
 // relative error is about |b·log u| times log's (see the file comment).
 inline double pow_f64(double u, double b) { return exp_f64(b * log_f64(u)); }
 // pow_f64 for u in [0, 1] and b > 0, where b·log u <= 0: bitwise equal to pow_f64 there, through
