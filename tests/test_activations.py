@@ -298,6 +298,27 @@ def test_hard_inputs_for_the_sparse_maps(dtype):
             assert_map_close(name, getattr(A, name)(x), getattr(R, name)(x), dtype)
 
 
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_sparse_maps_scale_float32_logits_past_float32_range(rng, axis):
+    """The sparse maps scale x in double: a float32 logit near FLT_MAX times a factor > 1 (scale,
+    or alpha - 1 > 1) is finite there, so the row is a proper one-hot, as the float64 reference
+    says. (The float32 candidate pre-test once formed x * factor in float32: inf, no entry passed,
+    and sparsemax returned inf, alpha-entmax zeros.) Rows and 20-column strips, both signs."""
+    x = logits(rng, (3, 50), np.float32)
+    x[0, 7] = 3e38
+    x[1, 11] = -3e38
+    x[2, 3] = np.finfo(np.float32).max
+    for name, args, kwargs in (("sparsemax", (), {"scale": 2.0}), ("entmax15", (), {"scale": 4.0}),
+                               ("entmax_bisect", (2.5,), {}), ("sparsemax", (), {"scale": -2.0}),
+                               ("entmax15", (), {"scale": -3.0})):
+        xa = np.ascontiguousarray(np.repeat(x.T[:, :, None], 20, axis=2)) if axis == 0 else x
+        got = getattr(A, name)(xa, *args, axis=axis, **kwargs)
+        got = got[:, :, 5].T if axis == 0 else got
+        want = getattr(R, name)(x.astype(np.float64), *args, **kwargs)
+        np.testing.assert_allclose(got, want, atol=1e-6, err_msg=f"{name} {kwargs}")
+        np.testing.assert_allclose(got.sum(-1), 1.0, rtol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_mask_equals_deleting_the_columns(rng, dtype):
     x = logits(rng, (6, 40), dtype)

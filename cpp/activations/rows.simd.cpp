@@ -854,7 +854,8 @@ void power_sums(const double* d, std::size_t size, double tau, const P& power, d
 // step (b = 10 at alpha = 1.1): tau += (S - S^(2-alpha)) / sum (d - tau)_+^(b-1). A step that
 // leaves the bracket is replaced by bisection; the iteration stops when a Newton step no longer
 // moves tau (tested before the bracket check, which would turn that converged step into a
-// bisection and walk the bracket down to rounding: ~50 wasted passes), when the bracket cannot
+// bisection and walk the bracket down to rounding: ~50 wasted passes; for alpha > 2 only where
+// S = 1 to rounding, see below), when the bracket cannot
 // shrink, or after n_iter steps. Every later tau lies in the bracket, so an entry at or below its
 // lower end never counts again: when the lower end rises, the survivors are copied (in order) to
 // `active` and only they are visited — the same sums in the same order, so the same bits.
@@ -888,7 +889,13 @@ BisectResult bisect_tau(const double* d, std::size_t n, double alpha, std::int64
       const bool has_slope = sum_p_over_u > 0.0;
       double next = has_slope ? tau + (sum_p - std::pow(sum_p, 2.0 - alpha)) / sum_p_over_u
                               : 0.5 * (lo + hi);
-      if (has_slope && next == tau) return {tau, sum_p, true};
+      // A Newton step that no longer moves tau: converged for b >= 1 (convex g, approached from
+      // below). For b < 1 (alpha > 2) an entry just inside the support (u -> 0, u^(b-1) -> inf)
+      // can make the step vanish far from the root: accepted only when S is 1 to rounding.
+      if (has_slope && next == tau &&
+          (inv_beta >= 1.0 || std::fabs(f) <= 4.0 * std::numeric_limits<double>::epsilon() *
+                                                   static_cast<double>(size)))
+        return {tau, sum_p, true};
       if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
       if (next == tau || hi - lo <= 4 * std::numeric_limits<double>::epsilon() * std::fabs(tau))
         return {tau, sum_p, true};
@@ -993,12 +1000,18 @@ SparseStart sparse_start(int map, double factor, double alpha, const T* lane_max
   return {m, std::max(-1.0, tau - kFloorMargin)};
 }
 
-// A bound in T below which x * factor (rounded in T) cannot belong to a candidate (d > floor,
-// i.e. x * factor > m + floor in double): a conservative pre-test, the exact test is in double.
+// The candidate pre-test works on x itself: a candidate has x * factor - m > floor (in double),
+// i.e. sign * x > (m + floor) / |factor| with sign = ±1 the sign of factor. (Scaling x in T
+// instead overflowed: x * factor for x near FLT_MAX and factor > 1 is inf in float32 while the
+// row's max m, formed in double, is finite, so no entry passed — sparsemax gave inf, alpha-entmax
+// zeros.) candidate_sign: sign as a T (a multiplication by it is exact); candidate_bound: that
+// bound in T less a margin (conservative; the exact test is in double).
+inline double candidate_sign(double factor) { return factor < 0 ? -1.0 : 1.0; }
 template <class T>
-T candidate_bound(double m, double floor) {
-  const double bound = m + floor;
-  return static_cast<T>(bound - 8.0 * std::numeric_limits<T>::epsilon() * (std::fabs(bound) + 1.0)) -
+T candidate_bound(double m, double floor, double factor) {
+  const double scale = 1.0 / std::fabs(factor);  // factor 0: every entry is a candidate (-inf)
+  const double bound = (m + floor) * scale;
+  return static_cast<T>(bound - 8.0 * std::numeric_limits<T>::epsilon() * (std::fabs(bound) + scale)) -
          std::numeric_limits<T>::min();
 }
 
@@ -1061,28 +1074,29 @@ void with_sparse_map(int map, F&& f) {
   return f(std::integral_constant<int, kBisect>{});
 }
 
-// Bit j set where x[j] * factor > bound, for j < kLanes (the candidate pre-test of a block of a
-// row: two vector compares and a movemask for float32 on AVX2 and up, four for float64).
+// Bit j set where x[j] * sign > bound, for j < kLanes (the candidate pre-test of a block of a
+// row, sign = ±1 and bound from candidate_bound: two vector compares and a movemask for float32
+// on AVX2 and up, four for float64).
 template <class T>
-std::uint32_t block_hits(const T* x, T factor, T bound) {
+std::uint32_t block_hits(const T* x, T sign, T bound) {
   static_assert(kLanes <= 32, "one bit per lane");
   std::uint32_t bits = 0;
 #if FASTCORE_ISA_LEVEL >= 1
   if constexpr (sizeof(T) == 4) {
-    const __m256 f = _mm256_set1_ps(factor), b = _mm256_set1_ps(bound);
+    const __m256 f = _mm256_set1_ps(sign), b = _mm256_set1_ps(bound);
     for (int k = 0; k < kLanes; k += 8) {
       const __m256 hit = _mm256_cmp_ps(_mm256_mul_ps(_mm256_loadu_ps(x + k), f), b, _CMP_GT_OQ);
       bits |= static_cast<std::uint32_t>(_mm256_movemask_ps(hit)) << k;
     }
   } else {
-    const __m256d f = _mm256_set1_pd(factor), b = _mm256_set1_pd(bound);
+    const __m256d f = _mm256_set1_pd(sign), b = _mm256_set1_pd(bound);
     for (int k = 0; k < kLanes; k += 4) {
       const __m256d hit = _mm256_cmp_pd(_mm256_mul_pd(_mm256_loadu_pd(x + k), f), b, _CMP_GT_OQ);
       bits |= static_cast<std::uint32_t>(_mm256_movemask_pd(hit)) << k;
     }
   }
 #else
-  for (int j = 0; j < kLanes; ++j) bits |= static_cast<std::uint32_t>(x[j] * factor > bound ? 1 : 0) << j;
+  for (int j = 0; j < kLanes; ++j) bits |= static_cast<std::uint32_t>(x[j] * sign > bound ? 1 : 0) << j;
 #endif
   return bits;
 }
@@ -1139,7 +1153,7 @@ void sparse_row(int map, const T* __restrict x, const std::uint8_t* __restrict m
   // tested is written, the count advances only for candidates).
   double* d = scratch<double>(kCandidateScratchSlot, static_cast<std::size_t>(n));
   std::size_t count = 0;
-  const T factor_t = static_cast<T>(factor), bound_t = candidate_bound<T>(m, start.floor);
+  const T sign_t = static_cast<T>(candidate_sign(factor)), bound_t = candidate_bound<T>(m, start.floor, factor);
   auto take = [&](std::int64_t i) {
     const double v = d_of(i);
     d[count] = v;
@@ -1147,7 +1161,7 @@ void sparse_row(int map, const T* __restrict x, const std::uint8_t* __restrict m
   };
   std::int64_t b = 0;
   for (; b + kLanes <= n; b += kLanes)
-    for (std::uint32_t bits = block_hits(x + b, factor_t, bound_t); bits != 0; bits &= bits - 1)
+    for (std::uint32_t bits = block_hits(x + b, sign_t, bound_t); bits != 0; bits &= bits - 1)
       take(b + __builtin_ctz(bits));
   for (; b < n; ++b) take(b);
 
@@ -1177,24 +1191,24 @@ void sparse_row(int map, const T* __restrict x, const std::uint8_t* __restrict m
   if (stream_output) store_streaming(y, out, n, T(1), false);
 }
 
-// Bit j set where xr[j] * factor > bound[j], for j < width (the candidate pre-test of a strip's
-// row segment: vector compares and a movemask on AVX2 and up).
+// Bit j set where xr[j] * sign > bound[j], for j < width (the candidate pre-test of a strip's
+// row segment, sign = ±1: vector compares and a movemask on AVX2 and up).
 template <class T>
-std::uint64_t segment_hits(const T* xr, T factor, const T* bound, int width) {
+std::uint64_t segment_hits(const T* xr, T sign, const T* bound, int width) {
   constexpr int kW = static_cast<int>(kStripBytes / sizeof(T));
   static_assert(kW <= 64, "one bit per column");
   std::uint64_t bits = 0;
 #if FASTCORE_ISA_LEVEL >= 1
   if (width == kW) {
     if constexpr (sizeof(T) == 4) {
-      const __m256 f = _mm256_set1_ps(factor);
+      const __m256 f = _mm256_set1_ps(sign);
       for (int k = 0; k < kW; k += 8) {
         const __m256 hit = _mm256_cmp_ps(_mm256_mul_ps(_mm256_loadu_ps(xr + k), f),
                                          _mm256_loadu_ps(bound + k), _CMP_GT_OQ);
         bits |= static_cast<std::uint64_t>(_mm256_movemask_ps(hit)) << k;
       }
     } else {
-      const __m256d f = _mm256_set1_pd(factor);
+      const __m256d f = _mm256_set1_pd(sign);
       for (int k = 0; k < kW; k += 4) {
         const __m256d hit = _mm256_cmp_pd(_mm256_mul_pd(_mm256_loadu_pd(xr + k), f),
                                           _mm256_loadu_pd(bound + k), _CMP_GT_OQ);
@@ -1205,7 +1219,7 @@ std::uint64_t segment_hits(const T* xr, T factor, const T* bound, int width) {
   }
 #endif
   for (int j = 0; j < width; ++j)
-    bits |= static_cast<std::uint64_t>(xr[j] * factor > bound[j] ? 1 : 0) << j;
+    bits |= static_cast<std::uint64_t>(xr[j] * sign > bound[j] ? 1 : 0) << j;
   return bits;
 }
 
@@ -1256,18 +1270,18 @@ void sparse_strip(int map, const T* __restrict x, const std::uint8_t* __restrict
     fill_value[j] = start.m != start.m ? std::numeric_limits<T>::quiet_NaN() : T(0);
     m[j] = special[j] ? 0.0 : start.m;
     floor[j] = start.floor;
-    bound[j] = special[j] ? kInf<T> : candidate_bound<T>(start.m, start.floor);  // special: none
+    bound[j] = special[j] ? kInf<T> : candidate_bound<T>(start.m, start.floor, factor);  // special: none
     count[j] = 0;
     tau[j] = 0.0, inv_total[j] = 0.0;
   }
   // Pass 2: candidates, rows in order (so each column's list is in sparse_row's order).
   double* candidates = scratch<double>(kCandidateScratchSlot, static_cast<std::size_t>(n * kW));
-  const T factor_t = static_cast<T>(factor);
+  const T sign_t = static_cast<T>(candidate_sign(factor));
   for (std::int64_t i = 0; i < n; ++i) {
     const T* xr = x + i * inner;
     const std::uint8_t* mr = kMasked ? mask + i * inner : nullptr;
     if (i + kPrefetchRows < n) prefetch_segment(xr + kPrefetchRows * inner, width);
-    for (std::uint64_t bits = segment_hits(xr, factor_t, bound, width); bits != 0; bits &= bits - 1) {
+    for (std::uint64_t bits = segment_hits(xr, sign_t, bound, width); bits != 0; bits &= bits - 1) {
       const int j = __builtin_ctzll(bits);
       const double v = keep(mr, j) ? static_cast<double>(xr[j]) * factor - m[j] : -inf;
       candidates[j * n + static_cast<std::int64_t>(count[j])] = v;

@@ -163,7 +163,9 @@ __device__ double bisect_tau(const D& d, std::int64_t n, double alpha, double ac
     if (f > 0) lo = tau; else hi = tau;
     const bool has_slope = sum_p_over_u > 0.0;
     double next = has_slope ? tau + (sum_p - pow(sum_p, 2.0 - alpha)) / sum_p_over_u : 0.5 * (lo + hi);
-    if (has_slope && next == tau) break;
+    // converged for b >= 1; for b < 1 an entry just inside the support can make the step vanish
+    // far from the root (rows.simd.cpp's bisect_tau): accepted only when S is 1 to rounding
+    if (has_slope && next == tau && (inv_beta >= 1.0 || fabs(f) <= 4.0 * 2.220446049250313e-16 * n)) break;
     if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
     if (next == tau || hi - lo <= 4 * 2.220446049250313e-16 * fabs(tau)) break;
     tau = next;
