@@ -1303,18 +1303,19 @@ void sparse_strip(int map, const T* __restrict x, const std::uint8_t* __restrict
         const std::uint8_t* mr = kMasked ? mask + i * inner : nullptr;
         T* yr = y + i * inner;
         if (i + kPrefetchRows < n) prefetch_segment(xr + kPrefetchRows * inner, width);
-        alignas(64) double d[kW];
-        int any = kMap == kBisect ? 0 : 1;
-        for (int j = 0; j < width; ++j) {
-          d[j] = keep(mr, j) ? static_cast<double>(xr[j]) * factor - m[j] : -inf;
-          if constexpr (kMap == kBisect) any |= d[j] > tau[j] ? 1 : 0;
-        }
-        if (any == 0) {  // alpha-entmax: no column of this row segment in its support (as sparse_row)
-          for (int j = 0; j < width; ++j) yr[j] = T(0);
-          continue;
+        auto d_of = [&](int j) { return keep(mr, j) ? static_cast<double>(xr[j]) * factor - m[j] : -inf; };
+        if constexpr (kMap == kBisect) {
+          // the power is costly: a row segment with no column in its support is zeros (as
+          // sparse_row's runs; the other maps keep the single loop below)
+          int any = 0;
+          for (int j = 0; j < width; ++j) any |= d_of(j) > tau[j] ? 1 : 0;
+          if (any == 0) {
+            for (int j = 0; j < width; ++j) yr[j] = T(0);
+            continue;
+          }
         }
         for (int j = 0; j < width; ++j)
-          yr[j] = static_cast<T>(sparse_p<kMap>(d[j], tau[j], power, inv_total[j]));
+          yr[j] = static_cast<T>(sparse_p<kMap>(d_of(j), tau[j], power, inv_total[j]));
       }
     });
   });
