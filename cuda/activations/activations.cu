@@ -134,35 +134,49 @@ __device__ void softmax_row(const RowView<T>& row, acc_t<T> scale, bool log, con
 }
 
 // alpha-entmax threshold on d = (alpha-1)(z - max z): S(tau) = sum (d - tau)_+^b, b = 1/(alpha-1),
-// S(tau) = 1 in the bracket [-1, -n_active^(1-alpha)]. Newton steps on S^(1/b) - 1 (as the CPU's
-// bisect_tau: tau += (S - S^(2-alpha)) / sum (d - tau)_+^(b-1)), replaced by bisection outside
-// the bracket; a Newton step that no longer moves tau ends the iteration before the bracket check
+// S(tau) = 1 in the bracket [-1, -n_active^(1-alpha)]. Newton steps on g = S^(1/b) - 1 (as the
+// CPU's bisect_tau: tau += (S - S^(2-alpha)) / Q1, Q1 = sum (d - tau)_+^(b-1)), for b >= 2 Halley
+// steps (also Q2 = sum (d - tau)_+^(b-2): the Newton step / (1 - L/2), L = g g''/g'^2 =
+// (1 - S^(-1/b)) (b - 1) (S Q2/Q1^2 - 1), Newton where |L| >= 1), replaced by bisection outside
+// the bracket; a step that no longer moves tau ends the iteration before the bracket check
 // (which would otherwise turn it into a bisection and walk the bracket down to rounding).
 template <class D, class R>
 __device__ double bisect_tau(const D& d, std::int64_t n, double alpha, double active, int n_iter,
                              const R& red) {
   const double inv_beta = 1.0 / (alpha - 1.0);
+  const bool halley = inv_beta >= 2.0;
   double lo = -1.0, hi = -pow(active, 1.0 - alpha);
   if (!(hi > lo)) return lo;
   double tau = lo;
   const int cap = n_iter > 0 ? n_iter : 200;
   for (int it = 0; it < cap; ++it) {
-    double sum_p = 0.0, sum_p_over_u = 0.0;
+    double sum_p = 0.0, q1 = 0.0, q2 = 0.0;
     for (std::int64_t i = red.first(); i < n; i += red.step()) {
       const double u = d(i) - tau;
       if (u > 0) {
-        const double p = pow(u, inv_beta);
+        const double p = pow(u, inv_beta), inv_u = 1.0 / u;
         sum_p += p;
-        sum_p_over_u += p / u;
+        q1 += p * inv_u;
+        q2 += p * inv_u * inv_u;
       }
     }
     sum_p = red.sum(sum_p);
-    sum_p_over_u = red.sum(sum_p_over_u);
+    q1 = red.sum(q1);
+    if (halley) q2 = red.sum(q2);  // uniform across the block: every thread takes the branch
     const double f = sum_p - 1.0;
     if (f == 0.0) return tau;
     if (f > 0) lo = tau; else hi = tau;
-    const bool has_slope = sum_p_over_u > 0.0;
-    double next = has_slope ? tau + (sum_p - pow(sum_p, 2.0 - alpha)) / sum_p_over_u : 0.5 * (lo + hi);
+    const bool has_slope = q1 > 0.0;
+    double next = 0.5 * (lo + hi);
+    if (has_slope) {
+      const double s_pow = pow(sum_p, 2.0 - alpha);
+      double step = (sum_p - s_pow) / q1;
+      if (halley) {
+        const double L = (1.0 - s_pow / sum_p) * (inv_beta - 1.0) * (sum_p * q2 / (q1 * q1) - 1.0);
+        if (L > -1.0 && L < 1.0) step /= 1.0 - 0.5 * L;
+      }
+      next = tau + step;
+    }
     // converged for b >= 1; for b < 1 an entry just inside the support can make the step vanish
     // far from the root (rows.simd.cpp's bisect_tau): accepted only when S is 1 to rounding
     if (has_slope && next == tau && (inv_beta >= 1.0 || fabs(f) <= 4.0 * 2.220446049250313e-16 * n)) break;

@@ -165,9 +165,9 @@ def _check_n_iter(n_iter):
 def entmax_bisect(x, alpha=1.5, axis=-1, *, n_iter=None, mask=None, out=None):
     """alpha-entmax for any alpha > 1: p = ((alpha-1)x - τ)₊^(1/(alpha-1)), Σp = 1.
 
-    τ is found by safeguarded Newton/bisection in float64 (bracket [max - 1, max - n^(1-alpha)]
-    in units of (alpha-1)x), until the bracket stops shrinking or ``n_iter`` steps; the result is
-    renormalised to sum to 1. alpha = 1.5 and 2 agree with :func:`entmax15` and :func:`sparsemax`
+    τ is found by safeguarded Newton (Halley for alpha <= 1.5)/bisection in float64 (bracket
+    [max - 1, max - n^(1-alpha)] in units of (alpha-1)x), until a step no longer moves τ, the
+    bracket stops shrinking, or ``n_iter`` steps; the result is renormalised to sum to 1. alpha = 1.5 and 2 agree with :func:`entmax15` and :func:`sparsemax`
     to rounding."""
     alpha = _check_alpha(alpha)
     return _forward(_BISECT, x, axis, 1.0, mask, out, alpha, _check_n_iter(n_iter))
