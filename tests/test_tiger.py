@@ -495,6 +495,9 @@ def _good(rng):
     (lambda P, G, M, kw: kw.update(strict_reference=True, rms_floor=1e-3), ValueError, "rms_floor"),
     (lambda P, G, M, kw: kw.update(stochastic_rounding=True), ValueError, "stochastic_rounding"),
     (lambda P, G, M, kw: kw.update(maximize=1), TypeError, "maximize"),
+    (lambda P, G, M, kw: kw.update(step=2**63), ValueError, "step"),  # the kernels count in int64
+    (lambda P, G, M, kw: kw.update(grad_accum_steps=2**63), ValueError, "grad_accum_steps"),
+    (lambda P, G, M, kw: kw.update(rms_mode=np.array("column")), ValueError, r"rms_mode\[0\]"),
 ])
 def test_bad_input_raises_before_modifying(rng, mutate, exc, match):
     P, G, M = _good(rng)
@@ -505,6 +508,18 @@ def test_bad_input_raises_before_modifying(rng, mutate, exc, match):
         tiger_step(P, G, M, **kw)
     for a, b in zip(P + M, before):
         np.testing.assert_array_equal(np.asarray(a), b)
+
+
+def test_zero_d_arrays_are_one_value_for_every_tensor(rng):
+    """Per-tensor options accept a 0-d array like the scalar it holds (as lr does)."""
+    P, G, M = _good(rng)
+    P2, M2 = copies(P), copies(M)
+    flags = tiger_step(P, G, M, step=0, lr=1e-3, lr_mult=np.array(0.5), found_inf=np.array(True),
+                       rms_mode=np.array("row"), centre=np.float64(0.0))
+    flags2 = tiger_step(P2, G, M2, step=0, lr=1e-3, lr_mult=0.5, found_inf=True, rms_mode="row", centre=0.0)
+    np.testing.assert_array_equal(flags, flags2)
+    for a, b in zip(P + M, P2 + M2):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_bad_list_arguments():
@@ -526,6 +541,69 @@ def test_tiger_class_bad_input(rng):
     with pytest.raises(ValueError, match="shape"):
         opt.load_state_dict({"step": 3, "moms": [np.zeros(10, np.float32), np.zeros((5, 4), np.float32)]})
     assert opt.t == 0
+
+
+@pytest.mark.parametrize("edit,exc,match", [
+    (lambda h: h.update(options={"rms_mode": "bogus"}), ValueError, r"rms_mode\[0\]"),
+    (lambda h: h.update(options={"lr": 1.0}), TypeError, r"options.*unexpected option"),
+    (lambda h: h.update(options=["rms_mode"]), TypeError, r"options.*expected a dict"),
+    (lambda h: h.update(lr_schedule={"x": "y"}), TypeError, r"\['lr_schedule'\] key: expected an integer"),
+    (lambda h: h.update(lr_schedule={5: -1.0}), ValueError, r"\['lr_schedule'\]\[5\]: expected a value >= 0"),
+    (lambda h: h.update(lr_schedule_kind="cosine"), ValueError, "lr_schedule_kind"),
+    (lambda h: h.update(grad_accum_steps=2, options={"lazy_rows": True}), ValueError, "lazy_rows"),
+])
+def test_load_state_dict_validates_everything_before_changing(rng, edit, exc, match):
+    """Every saved hyper-parameter, the per-tensor options and the schedule included, is checked
+    before the counter, momenta or settings change."""
+    P, G, _ = _good(rng)
+    opt = Tiger(P, lr=1e-3)
+    opt.step(G)
+    state = opt.state_dict()
+    state["step"] = 7
+    state["moms"] = [np.full_like(m, 3.0) for m in state["moms"]]
+    edit(state["hyper"])
+    target = Tiger(copies(P), lr=1e-3)
+    before = copies(target.moms)
+    with pytest.raises(exc, match=match):
+        target.load_state_dict(state)
+    assert target.t == 0 and target.options == {} and target.lr_schedule is None
+    for a, b in zip(target.moms, before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_load_state_dict_restores_the_schedule_kind(rng):
+    P, G, _ = _good(rng)
+    plain = Tiger(copies(P), lr=1e-3)
+    for _ in range(3):
+        plain.step(G)
+    # saved without a schedule: a resumed optimizer built with one continues without it
+    resumed = Tiger(copies(P), lr=1e-3, lr_schedule={100: 1.0})
+    resumed.load_state_dict(plain.state_dict())
+    assert resumed.lr_schedule is None and resumed.current_lr() == plain.current_lr() == 1e-3
+    # a dict schedule travels with the state
+    scheduled = Tiger(copies(P), lr=1e-3, lr_schedule={10: 1.0})
+    scheduled.step(G)
+    resumed = Tiger(copies(P), lr=1e-3)
+    resumed.load_state_dict(scheduled.state_dict())
+    assert resumed.lr_schedule == {10: 1.0} and resumed.current_lr() == scheduled.current_lr()
+    # a callable cannot be saved: loading needs an optimizer that already has one (it is kept)
+    def schedule(t):
+        return 0.5
+
+    with_callable = Tiger(copies(P), lr=1e-3, lr_schedule=schedule)
+    state = with_callable.state_dict()
+    assert state["hyper"]["lr_schedule"] is None and state["hyper"]["lr_schedule_kind"] == "callable"
+    with pytest.raises(ValueError, match="callable lr_schedule"):
+        Tiger(copies(P), lr=1e-3).load_state_dict(state)
+    other = Tiger(copies(P), lr=1e-3, lr_schedule=lambda t: 0.25)
+    other.load_state_dict(state)
+    assert other.current_lr() == 0.25e-3
+    # states saved before lr_schedule_kind existed keep the old rule (None keeps the current)
+    old = plain.state_dict()
+    del old["hyper"]["lr_schedule_kind"]
+    keeps = Tiger(copies(P), lr=1e-3, lr_schedule={100: 1.0})
+    keeps.load_state_dict(old)
+    assert keeps.lr_schedule == {100: 1.0}
 
 
 def test_same_parameter_twice_is_rejected(rng):

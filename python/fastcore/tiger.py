@@ -79,6 +79,8 @@ def _per_tensor(value: Any, n: int, name: str, default: Any, kind: str) -> list:
     sequence of n values. kind: 'float', 'bool' or 'mode'."""
     if value is None:
         return [default] * n
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()  # a 0-d array is one value for all tensors, like a scalar
     if (kind == "mode" and isinstance(value, str)) or (
             kind != "mode" and isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating))):
         return _per_tensor([value], 1, name, default, kind) * n  # validated once
@@ -104,6 +106,19 @@ def _per_tensor(value: Any, n: int, name: str, default: Any, kind: str) -> list:
 
 
 _NATIVE_CPU_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_INT64_MAX = 2**63 - 1
+
+
+def _check_schedule(schedule: Any, name: str) -> Any:
+    """None, a callable, or a validated copy of a non-empty {micro_step: multiplier} dict."""
+    if schedule is None or callable(schedule):
+        return schedule
+    if not isinstance(schedule, Mapping) or not schedule:
+        raise TypeError(f"{name}: expected None, a callable or a non-empty dict {{micro_step: multiplier}}")
+    for key, val in schedule.items():
+        _checks.check_int(key, f"{name} key", lo=0, hi=_INT64_MAX)
+        _checks.check_scalar(val, f"{name}[{key}]", lo=0.0)
+    return {int(key): float(val) for key, val in schedule.items()}
 
 
 def _cpu_triple_ok(p: Any, g: Any, m: Any) -> bool:
@@ -241,8 +256,8 @@ def tiger_step(
                             shape=p.shape, contiguous=True, writeable=True)
     _check_no_aliasing(params, moms, grads)
 
-    step = _checks.check_int(step, "step", lo=0)
-    k = _checks.check_int(grad_accum_steps, "grad_accum_steps", lo=1)
+    step = _checks.check_int(step, "step", lo=0, hi=_INT64_MAX)  # the kernels count in int64
+    k = _checks.check_int(grad_accum_steps, "grad_accum_steps", lo=1, hi=_INT64_MAX)
     lr = _checks.check_scalar(lr, "lr", lo=0.0)
     beta = _checks.check_scalar(beta, "beta", lo=0.0, hi=1.0, hi_inclusive=False)
     weight_decay = _checks.check_scalar(weight_decay, "weight_decay", lo=0.0)
@@ -362,14 +377,7 @@ class Tiger:
         self.weight_decay = _checks.check_scalar(weight_decay, "weight_decay", lo=0.0)
         self.grad_accum_steps = _checks.check_int(grad_accum_steps, "grad_accum_steps", lo=1)
         self.shrink_ratio = _checks.check_scalar(shrink_ratio, "shrink_ratio", lo=0.0, hi=1.0)
-        if lr_schedule is not None and not callable(lr_schedule):
-            if not isinstance(lr_schedule, Mapping) or not lr_schedule:
-                raise TypeError("lr_schedule: expected None, a callable or a non-empty dict {micro_step: multiplier}")
-            for key, val in lr_schedule.items():
-                _checks.check_int(key, "lr_schedule key", lo=0)
-                _checks.check_scalar(val, f"lr_schedule[{key}]", lo=0.0)
-            lr_schedule = {int(key): float(val) for key, val in lr_schedule.items()}
-        self.lr_schedule = lr_schedule
+        self.lr_schedule = _check_schedule(lr_schedule, "lr_schedule")
         self.from_zero = bool(from_zero)
         if names is not None:
             derived = options_from_names(names, self.weight_decay)
@@ -377,9 +385,7 @@ class Tiger:
                 raise ValueError(f"names: expected {len(self.params)} names, got {len(derived['lr_mult'])}")
             for key, val in derived.items():
                 options.setdefault(key, val)
-        forbidden = {"step", "lr", "found_inf", "params", "grads", "moms"} & set(options)
-        if forbidden:
-            raise TypeError(f"Tiger: unexpected option(s) {sorted(forbidden)}")
+        _check_option_names(options, "Tiger")
         self.options = options
         self.t = 0
         self.moms = []
@@ -400,15 +406,22 @@ class Tiger:
         # the check runs on empty stand-ins with the same per-tensor options).
         self._check_options()
 
-    def _check_options(self):
+    def _check_options(self, options=None, beta=None, weight_decay=None, grad_accum_steps=None,
+                       shrink_ratio=None):
+        """Validates options with these hyper-parameters (default: this optimizer's) through
+        tiger_step's own checks, on empty stand-ins (a zero-gradient dry run would move the
+        weight decay). Raises what tiger_step would raise at the next step."""
         empties = [np.zeros(0, np.float32) for _ in self.params]
         moms = [np.zeros(0, np.float32) for _ in self.params]
         grads = [np.zeros(0, np.float32) for _ in self.params]
-        opts = dict(self.options)
+        opts = dict(self.options if options is None else options)
         opts.pop("stochastic_rounding", None)
         opts.pop("seed", None)
-        tiger_step(empties, grads, moms, step=0, lr=0.0, beta=self.beta, weight_decay=self.weight_decay,
-                   grad_accum_steps=self.grad_accum_steps, shrink_ratio=self.shrink_ratio, **opts)
+        pick = lambda value, default: default if value is None else value  # noqa: E731
+        tiger_step(empties, grads, moms, step=0, lr=0.0, beta=pick(beta, self.beta),
+                   weight_decay=pick(weight_decay, self.weight_decay),
+                   grad_accum_steps=pick(grad_accum_steps, self.grad_accum_steps),
+                   shrink_ratio=pick(shrink_ratio, self.shrink_ratio), **opts)
 
     def current_lr(self, t: int | None = None) -> float:
         """alpha * schedule at micro-step t (default: the next one)."""
@@ -438,6 +451,8 @@ class Tiger:
             "hyper": {"lr": self.lr, "beta": self.beta, "weight_decay": self.weight_decay,
                       "grad_accum_steps": self.grad_accum_steps, "shrink_ratio": self.shrink_ratio,
                       "lr_schedule": copy.deepcopy(self.lr_schedule) if not callable(self.lr_schedule) else None,
+                      # None above means either no schedule or a callable one (not saved)
+                      "lr_schedule_kind": _schedule_kind(self.lr_schedule),
                       "from_zero": self.from_zero, "options": copy.deepcopy(self.options)},
         }
 
@@ -468,16 +483,51 @@ class Tiger:
                                                          "state['hyper']['grad_accum_steps']", lo=1),
                    "shrink_ratio": _checks.check_scalar(hyper["shrink_ratio"], "state['hyper']['shrink_ratio']",
                                                         lo=0.0, hi=1.0)}
+            options = hyper["options"]
+            if not isinstance(options, Mapping):
+                raise TypeError(f"state['hyper']['options']: expected a dict, got {type(options).__name__}")
+            _check_option_names(options, "state['hyper']['options']")
+            self._check_options(options, new["beta"], new["weight_decay"], new["grad_accum_steps"],
+                                new["shrink_ratio"])
+            schedule = self._restored_schedule(hyper)
         for i, (src, dst) in enumerate(zip(moms, self.moms)):
             dst[...] = src
         self.t = t
         if hyper is not None:
             for key, val in new.items():
                 setattr(self, key, val)
-            if hyper.get("lr_schedule") is not None:
-                self.lr_schedule = copy.deepcopy(hyper["lr_schedule"])
+            self.lr_schedule = schedule
             self.from_zero = bool(hyper.get("from_zero", True))
-            self.options = copy.deepcopy(hyper["options"])
+            self.options = copy.deepcopy(dict(options))
+
+    def _restored_schedule(self, hyper: Mapping[str, Any]) -> Any:
+        """The schedule a saved state continues with: its dict, none, or (saved callable, which
+        state_dict cannot store) this optimizer's own callable."""
+        kind = hyper.get("lr_schedule_kind")
+        saved = _check_schedule(hyper.get("lr_schedule"), "state['hyper']['lr_schedule']")
+        if callable(saved):
+            raise TypeError("state['hyper']['lr_schedule']: expected None or a dict, got a callable")
+        if kind is None:  # a state saved before lr_schedule_kind existed: None kept the current one
+            return self.lr_schedule if saved is None else saved
+        if kind not in ("none", "dict", "callable") or (kind == "dict") != (saved is not None):
+            raise ValueError(f"state['hyper']['lr_schedule_kind']: expected 'none', 'dict' or 'callable' "
+                             f"matching state['hyper']['lr_schedule'], got {kind!r}")
+        if kind == "callable":
+            if not callable(self.lr_schedule):
+                raise ValueError("state['hyper']: was saved with a callable lr_schedule, which a state dict "
+                                 "cannot hold; construct the optimizer with that callable before loading")
+            return self.lr_schedule
+        return saved
+
+
+def _schedule_kind(schedule: Any) -> str:
+    return "none" if schedule is None else "callable" if callable(schedule) else "dict"
+
+
+def _check_option_names(options: Mapping[str, Any], name: str) -> None:
+    forbidden = {"step", "lr", "found_inf", "params", "grads", "moms"} & set(options)
+    if forbidden:
+        raise TypeError(f"{name}: unexpected option(s) {sorted(forbidden)}")
 
 
 def _bf16_dtype(p):
