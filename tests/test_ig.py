@@ -319,6 +319,14 @@ def test_multiply_by_inputs_false_and_empty(rng):
     assert e.attributions.shape == (0, 4) and e.n_evaluations == 0
     z = ig.integrated_gradients(lambda p, t: np.zeros_like(p), np.zeros((3, 0)), n_steps=6)
     assert z.attributions.shape == (3, 0)
+    # an empty batch with return_delta (the delta's per-example sums reshaped (0, -1): an error)
+    e = ig.integrated_gradients(model.grad, np.zeros((0, 4)), n_steps=6, return_delta=True,
+                                forward_fn=lambda p, t: p.sum(axis=1))
+    assert e.attributions.shape == (0, 4) and e.delta.shape == e.relative_delta.shape == (0,)
+    lin = ig.Linear(rng.standard_normal((2, 4)), np.zeros(2), output="logit")
+    for method in ("gausslegendre", "exact"):
+        e = ig.integrated_gradients(lin, np.zeros((0, 4)), target=0, method=method, return_delta=True)
+        assert e.attributions.shape == (0, 4) and e.delta.shape == (0,)
 
 
 def test_non_contiguous_x_is_copied(rng):
@@ -378,6 +386,13 @@ def test_bad_arguments(rng):
         ig.integrated_gradients(g, x, np.zeros(5))
     with pytest.raises(ValueError, match="baselines: expected finite"):
         ig.integrated_gradients(g, x, np.full(4, np.nan))
+    # finite baselines that overflow x's dtype (reported as a non-finite gradient before)
+    x32 = x.astype(np.float32)
+    g32 = lambda p, t: np.zeros_like(p)  # noqa: E731
+    with pytest.raises(ValueError, match=r"baselines: values overflow x's dtype float32 \(finite in float64\)"):
+        ig.integrated_gradients(g32, x32, np.full(4, 1e300))
+    with pytest.raises(ValueError, match=r"baselines: 1e\+300 overflows x's dtype float32"):
+        ig.integrated_gradients(g32, x32, 1e300)
     with pytest.raises(ValueError, match=r"target: expected shape \(3,\)"):
         ig.integrated_gradients(g, x, target=np.array([1, 2]))
     with pytest.raises(ValueError, match="target: expected class indices"):
@@ -403,7 +418,8 @@ def test_expected_gradients_matches_reference_and_is_chunk_invariant(rng):
     idx, alpha = d.integers(0, 7, size=(30, 5)), d.random((30, 5))
     rmean, rse = ref.expected_gradients(model.grad, x, bg, idx, alpha)
     np.testing.assert_allclose(mean, rmean, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(se, rse, rtol=1e-7, atol=1e-12)  # one-pass vs two-pass variance
+    # one pass about each example's first draw vs the reference's two passes
+    np.testing.assert_allclose(se, rse, rtol=1e-10, atol=1e-14)
     for c in (1, 5, 149, None):
         m2, s2 = ig.expected_gradients(model.grad, x, bg, n_samples=30, rng=5, chunk_size=c)
         np.testing.assert_array_equal(m2, mean)
@@ -420,6 +436,24 @@ def test_expected_gradients_linear_expectation(rng):
     assert mean.dtype == np.float32 and se.dtype == np.float64
     assert np.all(se > 0)
     assert np.all(np.abs(mean - truth) < 5 * se + 1e-6)
+
+
+def test_expected_gradients_standard_error_when_the_mean_dwarfs_the_spread(rng):
+    """φ ≈ 1e5·w ± 1e-3·w: raw one-pass sums (s2 − n·mean²) cancelled to a standard error of 0 for
+    most features; about the first draw it matches the two-pass reference. Constant φ gives 0."""
+    w = np.array([1.0, 2.0, 3.0, 4.0])
+    f = lambda p, t: np.broadcast_to(w, p.shape).copy()  # noqa: E731
+    x = np.full((2, 4), 1e5)
+    bg = 1e-3 * rng.standard_normal((50, 4))
+    mean, se = ig.expected_gradients(f, x, bg, n_samples=400, rng=5)
+    d = np.random.default_rng(5)
+    idx, alpha = d.integers(0, 50, size=(400, 2)), d.random((400, 2))
+    rmean, rse = ref.expected_gradients(f, x, bg, idx, alpha)
+    assert np.all(rse > 0)
+    np.testing.assert_allclose(se, rse, rtol=1e-6)  # φ's 1e-8 relative spread: ~1e-16/1e-8 of rounding
+    np.testing.assert_allclose(mean, rmean, rtol=1e-14)
+    _, se_const = ig.expected_gradients(f, x, np.zeros((3, 4)), n_samples=10, rng=1)
+    np.testing.assert_array_equal(se_const, 0.0)
 
 
 def test_expected_gradients_bad_input(rng):
@@ -477,3 +511,12 @@ def test_low_level_bad_input(rng):
         ig.accumulate(np.zeros((3, 4)), np.zeros((2, 4)), w, 14)
     with pytest.raises(ValueError, match=r"non-finite gradient \(inf\) at step 1, example 0, feature 3"):
         ig.accumulate(np.zeros((3, 4)), np.array([[0, 0, 0, np.inf]] * 2, float), w, 3)
+    # outputs overlapping the other (float64, contiguous: not copied) arguments
+    buf = np.zeros((3, 4))
+    with pytest.raises(ValueError, match="out: must not overlap alphas"):
+        ig.interpolate(x, np.zeros((1, 4)), buf[0, :1], 0, buf)
+    acc = np.zeros((3, 4))
+    with pytest.raises(ValueError, match="acc: must not overlap grads"):
+        ig.accumulate(acc, acc[:2], w, 0)
+    with pytest.raises(ValueError, match="acc: must not overlap weights"):
+        ig.accumulate(acc, np.zeros((2, 4)), acc.reshape(-1)[:5], 0)
