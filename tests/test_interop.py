@@ -138,6 +138,23 @@ def test_torch_requires_grad_is_refused_with_advice():
         scaled_sum(x)
 
 
+def test_torch_lazily_negated_or_conjugated_views_are_refused():
+    """torch hands DLPack the memory of a negated view without its pending negation (z.conj().imag
+    came through with the wrong sign): refused with the fix, and the resolved tensor works."""
+    torch = pytest.importorskip("torch")
+    import fastcore
+
+    z = torch.tensor([[1 + 2j, 3 - 4j]], dtype=torch.complex64)
+    negated = z.conj().imag  # values [[-2, 4]], stored as [[2, -4]] with the negative bit
+    assert negated.is_neg()
+    with pytest.raises(TypeError, match=r"x: .*lazily negated.*x\.resolve_neg\(\)"):
+        fastcore.softmax(negated)
+    expected = fastcore.softmax(np.array([[-2.0, 4.0]], np.float32))
+    np.testing.assert_array_equal(fastcore.softmax(negated.resolve_neg()).numpy(), expected)
+    with pytest.raises(TypeError, match=r"x: .*lazily conjugated.*resolve_conj"):
+        scaled_sum(z.conj())
+
+
 def test_torch_dtype_numpy_cannot_view_is_a_type_error():
     torch = pytest.importorskip("torch")
     x = torch.ones(3, dtype=torch.bfloat16)

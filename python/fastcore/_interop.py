@@ -76,6 +76,14 @@ def to_native(x: Any, name: str) -> Any:
         raise TypeError(f"{name}: this tensor requires grad; fastcore's plain functions do not "
                         f"record autograd — use fastcore.torch (autograd wrappers) or pass "
                         f"{name}.detach()")
+    for flag, resolve, what in (("is_neg", "resolve_neg", "lazily negated"),
+                                ("is_conj", "resolve_conj", "lazily conjugated")):
+        test = getattr(x, flag, None)
+        if callable(test) and test():
+            # torch exports such a view's memory without the pending negation/conjugation (a
+            # negated view came through with the wrong sign), so it is refused, not misread.
+            raise TypeError(f"{name}: this tensor is a {what} view ({flag}() is True), which DLPack "
+                            f"exports without applying it; pass {name}.{resolve}()")
     device_type, _ = x.__dlpack_device__()
     device_type = int(device_type)
     try:
