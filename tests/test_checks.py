@@ -133,6 +133,23 @@ def test_split_axis():
     assert C.split_axis((2, 3, 5, 7), 2) == (6, 5, 7)
     assert C.split_axis((2, 3, 5, 7), 3) == (30, 7, 1)
     assert C.split_axis((4,), 0) == (1, 4, 1)
+    # shapes that are not tuples of Python ints take the general path
+    assert C.split_axis([2, np.int64(3), 5], 1) == (2, 3, 5)
+    assert all(type(v) is int for v in C.split_axis([2, np.int64(3), 5], 1))
+
+
+def test_check_dtype_fast_path_keeps_every_rule():
+    """The module's dtype tuples are answered by membership; byte order and other dtypes still
+    go through the full checks and their messages."""
+    for dtype in C.FLOAT_DTYPES:
+        assert C.check_dtype(np.zeros(2, dtype), "x", C.FLOAT_DTYPES) == dtype
+        swapped = np.zeros(2, dtype.newbyteorder(">" if dtype.byteorder != ">" else "<"))
+        with pytest.raises(TypeError, match=r"x: expected native byte order"):
+            C.check_dtype(swapped, "x", C.FLOAT_DTYPES)
+    with pytest.raises(TypeError, match=r"x: expected dtype float32 or float64, got float16"):
+        C.check_dtype(np.zeros(2, np.float16), "x", C.FLOAT_DTYPES)
+    assert C.check_dtype(np.zeros(2, np.complex64), "x", C.COMPLEX_DTYPES) == np.complex64
+    assert C.check_dtype(np.zeros(2, np.float16), "x", C.GPU_FLOAT_DTYPES) == np.float16
 
 
 def test_memory_bounds_and_overlap(rng):
@@ -161,6 +178,11 @@ def test_check_out(rng):
         C.check_out(np.empty((5, 4), np.float32), shape=x.shape, dtype=x.dtype)
     with pytest.raises(TypeError, match=r"out: expected dtype float32, got float64"):
         C.check_out(np.empty((4, 5)), shape=x.shape, dtype=x.dtype)
+    assert C.check_out(out, shape=x.shape, dtype=np.float32) is out  # a dtype-like, not a dtype
+    with pytest.raises(TypeError, match=r"out: expected dtype float32, got >f4"):
+        C.check_out(np.empty((4, 5), ">f4"), shape=x.shape, dtype=x.dtype)
+    sub = np.empty((4, 5), np.float32).view(np.recarray)  # a subclass: the general device check
+    assert C.check_out(sub, shape=x.shape, dtype=x.dtype, inputs={"x": x}, like=x) is sub
     with pytest.raises(ValueError, match=r"out: must not overlap x"):
         C.check_out(x, shape=x.shape, dtype=x.dtype, inputs={"x": x})
     with pytest.raises(ValueError, match=r"out: expected a C-contiguous"):

@@ -30,11 +30,17 @@ CPU = "cpu"
 GPU = "cuda"
 
 
+_cpu_module = None
+
+
 def cpu():
     """The compiled CPU module ``fastcore._cpu``."""
-    from . import _cpu
+    global _cpu_module
+    if _cpu_module is None:  # an import statement costs ~0.5 us per call even when cached
+        from . import _cpu
 
-    return _cpu
+        _cpu_module = _cpu
+    return _cpu_module
 
 
 @functools.lru_cache(maxsize=None)

@@ -61,6 +61,10 @@ INTEGER_DTYPES = tuple(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int
                                                 np.uint8, np.uint16, np.uint32, np.uint64))
 
 
+# ids of the constant tuples above (module-level: never freed, so an id cannot be reused)
+_DTYPE_TUPLE_IDS = frozenset(map(id, (FLOAT_DTYPES, COMPLEX_DTYPES, INTEGER_DTYPES)))
+
+
 @functools.lru_cache(maxsize=256)
 def _cached_dtype_name(d: Any) -> str:
     return np.dtype(d).name
@@ -118,6 +122,11 @@ def as_array(x: Any, name: str) -> Any:
 def check_dtype(x: Any, name: str, dtypes: Sequence[Any]) -> np.dtype:
     """TypeError unless x.dtype is one of dtypes (NumPy dtypes, types or names such as
     "bfloat16") in native byte order. Returns the dtype."""
+    dtype = x.dtype
+    # The module's dtype tuples hold np.dtype objects only: a membership test (identity first,
+    # then dtype ==, which includes the byte order) answers the common case without names.
+    if id(dtypes) in _DTYPE_TUPLE_IDS and dtype in dtypes and dtype.isnative:
+        return dtype
     try:
         allowed = _allowed_names(tuple(dtypes))
     except TypeError:  # unhashable dtype-likes
@@ -269,11 +278,11 @@ def check_out(
     writeable, C-contiguous (by default) and not overlapping any of ``inputs``."""
     if not _is_array(out):
         raise TypeError(f"{name}: expected a NumPy or CuPy array, got {_describe(out)}")
-    if like is not None:
-        same_device(**{name: out, "the inputs": like})
+    if like is not None and not (type(out) is np.ndarray and type(like) is np.ndarray):
+        same_device(**{name: out, "the inputs": like})  # (two NumPy arrays cannot mix devices)
     if tuple(out.shape) != tuple(shape):
         raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(out.shape)}")
-    if out.dtype != np.dtype(dtype):
+    if out.dtype is not dtype and out.dtype != np.dtype(dtype):
         raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}, got {out.dtype}")
     check_writeable(out, name)
     if contiguous:
@@ -367,6 +376,8 @@ def check_index_array(x: Any, name: str, *, shape: Sequence[int | None] | None =
 
 def normalize_axis(axis: Any, ndim: int, name: str = "axis") -> int:
     """A valid non-negative axis for an ndim-d array; negative axes count from the end."""
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case: no further checks
+        return axis % ndim
     _reject_bool(axis, name, "an integer axis")
     try:
         a = operator.index(axis)
@@ -381,6 +392,8 @@ def normalize_axis(axis: Any, ndim: int, name: str = "axis") -> int:
 def split_axis(shape: Sequence[int], axis: int) -> tuple[int, int, int]:
     """(outer, n, inner) such that the array is viewed as outer × n × inner with the reduced axis
     in the middle — how every 'any axis' kernel addresses memory without a transposing copy."""
+    if type(shape) is tuple:  # NumPy/CuPy shapes: already Python ints
+        return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
     outer = math.prod(int(e) for e in shape[:axis])
     inner = math.prod(int(e) for e in shape[axis + 1:])
     return outer, int(shape[axis]), inner
