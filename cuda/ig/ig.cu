@@ -61,6 +61,20 @@ __device__ __forceinline__ T tanh_t(T v) {
   return tanh(v);
 }
 
+// GELU-tanh's 1 + tanh(u) and 1 - tanh(u)^2 without the cancellation of 1 + tanh(u) for u << 0
+// (as mlp_kernels.simd.cpp's tanh_terms): e = exp(-2|u|), 1 + tanh u = 2/(1 + e) (u >= 0) or
+// 2e/(1 + e) (u < 0), 1 - tanh^2 u = 4e/(1 + e)^2.
+template <class T>
+struct TanhTerms {
+  T one_plus, one_minus_sq;
+};
+template <class T>
+__device__ __forceinline__ TanhTerms<T> tanh_terms(T u) {
+  const T e = exp(T(-2) * fabs(u));
+  const T inv = T(1) / (T(1) + e);
+  return {T(2) * (u < T(0) ? e : T(1)) * inv, T(4) * e * inv * inv};
+}
+
 template <class T>
 __global__ void act_forward_kernel(int act, const T* __restrict__ z, T* __restrict__ h, std::int64_t n) {
   for (std::int64_t idx = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; idx < n;
@@ -73,7 +87,7 @@ __global__ void act_forward_kernel(int act, const T* __restrict__ z, T* __restri
       out = v * (T(0.5) * erfc(-v * T(0.70710678118654752440)));
     } else if (act == 2) {
       const T u = T(0.79788456080286535588) * (v + T(0.044715) * v * v * v);
-      out = T(0.5) * v * (T(1) + tanh_t(u));
+      out = T(0.5) * v * tanh_terms(u).one_plus;
     } else {
       out = tanh_t(v);
     }
@@ -96,8 +110,8 @@ __global__ void act_backward_kernel(int act, const T* __restrict__ z, const T* _
       s = Phi + v * phi;
     } else if (act == 2) {
       const T c = T(0.79788456080286535588);
-      const T t = tanh_t(c * (v + T(0.044715) * v * v * v));
-      s = T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * c * (T(1) + T(3 * 0.044715) * v * v);
+      const TanhTerms<T> t = tanh_terms(c * (v + T(0.044715) * v * v * v));
+      s = T(0.5) * t.one_plus + T(0.5) * v * t.one_minus_sq * c * (T(1) + T(3 * 0.044715) * v * v);
     } else {
       const T t = h[idx];
       s = T(1) - t * t;
