@@ -73,6 +73,42 @@ def test_gelu_tanh_keeps_relative_accuracy_in_the_negative_tail(dtype):
         np.testing.assert_allclose(g, dh, rtol=rtol, atol=0, err_msg=f"z = {z[0, j]}")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("output", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("activation", [None, "tanh"])
+def test_confident_predictions_keep_their_gradient(rng, dtype, output, activation):
+    """dF/dlogits = (p_c)(e_c - p): its target entry 1 - p_c is the sum of the other
+    probabilities, not a difference (p_c = 1 - 2e-6 in float32 / 1 - 1e-12 in float64 left
+    1 - p_c with ~6 % / ~1e-4 relative error, and every attribution with it). Against the float64
+    reference, which forms it the same way; 1 - p_c is also checked against the exact sum."""
+    D, C = 7, 3
+    gap = 14.0 if dtype == np.float32 else 28.0  # p of the other classes ~ e^-gap
+    W = (0.1 * rng.standard_normal((C, D))).astype(dtype)
+    b = np.array([gap, 0.0, 0.0], dtype)
+    x = rng.standard_normal((4, D)).astype(dtype)
+    t = np.zeros(4, np.int64)
+    if activation is None:
+        m = ig.Linear(W, b, output)
+        rl = [(W.astype(np.float64), b.astype(np.float64))]
+        act = "relu"  # unused by a single layer
+    else:
+        eye = np.eye(D, dtype=dtype)
+        m = ig.MLP([(eye, np.zeros(D, dtype)), (W, b)], activation, output)
+        rl = ref_layers([(eye, np.zeros(D, dtype)), (W, b)])
+        act = activation
+    expected = ref.mlp_grad(rl, act, output, x.astype(np.float64), t)
+    # rounding of the products W^T d relative to the largest entry (entries may cancel)
+    rtol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(m.grad(x, t), expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    # the reference's 1 - p_c: the exact sum of the others
+    h = x.astype(np.float64) if activation is None else np.tanh(x.astype(np.float64))
+    z = h @ W.astype(np.float64).T + b.astype(np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    d = ref._output_gradient(output, p, t)
+    np.testing.assert_allclose(d[:, 0] / (p[:, 0] if output == "softmax" else 1.0), p[:, 1] + p[:, 2], rtol=1e-15)
+
+
 @pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "tanh"])
 @pytest.mark.parametrize("output", ig.OUTPUTS)
 def test_grad_against_finite_differences(rng, activation, output):

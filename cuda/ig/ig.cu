@@ -144,8 +144,16 @@ __global__ void output_rows_kernel(int output, const T* __restrict__ z, std::int
     const T pc = exp(zr[c] - mx) * inv;
     if (F) F[row] = static_cast<double>(output == 1 ? pc : (zr[c] - mx) - log(s));
     if (dz) {
+      // scale (e_c - p) with 1 - p_c as the sum of the other p_j (no cancellation when p_c ~ 1;
+      // mlp_kernels.simd.cpp's output_row)
       const T scale = output == 1 ? pc : T(1);
-      for (std::int64_t j = 0; j < C; ++j) dz[row * C + j] = (j == c ? scale : T(0)) - scale * (exp(zr[j] - mx) * inv);
+      T others = T(0);
+      for (std::int64_t j = 0; j < C; ++j) {
+        const T pj = exp(zr[j] - mx) * inv;
+        dz[row * C + j] = -scale * pj;
+        others += j == c ? T(0) : pj;
+      }
+      dz[row * C + c] = scale * others;
     }
   }
 }

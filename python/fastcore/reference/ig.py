@@ -108,6 +108,16 @@ def _select(output, z, target):
     return logp[np.arange(m), t], t, p
 
 
+def _output_gradient(output, p, t):
+    """dF/dlogits for softmax (p_c (e_c - p)) and log-softmax (e_c - p) outputs, with 1 - p_c
+    formed as the sum of the other probabilities (1 - p_c cancels when p_c is near 1)."""
+    rows = np.arange(p.shape[0])
+    d = -p.copy()
+    d[rows, t] = 0.0
+    d[rows, t] = -d.sum(axis=1)
+    return p[rows, t][:, None] * d if output == "softmax" else d
+
+
 def mlp_forward(layers, activation_name, output, x, target):
     """F(x) per row: the target's logit, softmax probability or log-probability."""
     z = _forward_all(layers, activation_name, x)[-1]
@@ -121,12 +131,7 @@ def mlp_grad(layers, activation_name, output, x, target):
     m = zs[-1].shape[0]
     onehot = np.zeros_like(zs[-1])
     onehot[np.arange(m), t] = 1.0
-    if output == "logit":
-        d = onehot
-    elif output == "softmax":
-        d = f[:, None] * (onehot - p)
-    else:
-        d = onehot - p
+    d = onehot if output == "logit" else _output_gradient(output, p, t)
     for li in range(len(layers) - 1, -1, -1):
         g = d @ np.asarray(layers[li][0], np.float64)
         if li > 0:
@@ -182,8 +187,7 @@ def mlp_grad_callable(layers, activation_name, output, dtype):
             d = onehot
         else:
             e = np.exp(z - z.max(axis=1, keepdims=True))
-            p_ = e / e.sum(axis=1, keepdims=True)
-            d = p_[np.arange(m), tt][:, None] * (onehot - p_) if output == "softmax" else onehot - p_
+            d = _output_gradient(output, e / e.sum(axis=1, keepdims=True), tt)
         for li in range(len(Ws) - 1, -1, -1):
             g = d @ Ws[li]
             if li > 0:
