@@ -541,6 +541,36 @@ def test_loss_gradient_by_finite_differences(rng, name):
         assert grad[idx] == pytest.approx(numeric, abs=1e-7)
 
 
+@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_loss_gradient_of_a_confident_row_keeps_its_relative_accuracy(name, dtype):
+    """grad_t = p_t - 1 for p_t near 1 is formed as -(the sum of the other p): as a subtraction
+    it carried p_t's rounding (float32 p_t = 1 - 2e-6: ±6e-8, 3 %). Rows of logit gaps g, exact
+    values in float64: softmax 1 - p_t = k e^-g / (1 + k e^-g) (k = n - 1 others); the sparse maps
+    are checked against the sum of their own other entries."""
+    n = 9
+    for gap in ([12.0, 14.0, 16.0] if dtype == np.float32 else [25.0, 28.0, 30.0]):
+        scale = 1.0 if name == "softmax" else 1e-6 if dtype == np.float32 else 1e-12
+        x = np.zeros((2, n))
+        x[0, 0] = x[1, 4] = gap if name == "softmax" else 1.0 - scale  # sparse: others just inside
+        x[:, 1:4] = 0.0
+        target = np.array([0, 4])
+        _, grad = LOSSES[name][0](x.astype(dtype), target)
+        got = -grad[[0, 1], target].astype(np.float64)
+        if name == "softmax":
+            k = n - 1
+            want = np.full(2, k * np.exp(-gap) / (1 + k * np.exp(-gap)))
+        else:
+            others = grad.astype(np.float64).sum(axis=1) - grad[[0, 1], target]
+            want = others
+        assert np.all(want > 0)
+        rtol = 3e-6 if dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(got, want, rtol=rtol, err_msg=f"gap {gap}")
+        # the float64 reference (on the rounded input) forms it the same way
+        _, want_grad = LOSSES[name][1](x.astype(dtype).astype(np.float64), target)
+        np.testing.assert_allclose(grad, want_grad, rtol=rtol, atol=0 if name == "softmax" else 1e-300)
+
+
 def test_fenchel_young_loss_is_zero_at_a_confident_correct_prediction():
     x = np.array([[10.0, 0.0, -1.0]])
     for name in ("sparsemax", "entmax15"):

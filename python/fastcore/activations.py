@@ -305,7 +305,11 @@ def _loss_cupy(code, x, target, axis, loss, grad):
     onehot = cp.zeros_like(p)
     cp.put_along_axis(onehot, t, 1, axis=axis)
     loss[...] = cp.squeeze(value, axis=axis).astype(x.dtype)
-    grad[...] = (p - onehot).astype(x.dtype)
+    g = p - onehot
+    # p_t - 1 as -(the sum of the other p): no cancellation for a confident row (as the CPU's)
+    others = cp.sum(cp.where(onehot > 0, 0, p), axis=axis, keepdims=True)
+    cp.put_along_axis(g, t, -others, axis=axis)
+    grad[...] = g.astype(x.dtype)
     return loss, grad
 
 
