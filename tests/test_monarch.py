@@ -230,6 +230,25 @@ def test_bad_input(rng):
         M.project(rng.standard_normal((16, 16)), shapes=((4, 4, 4), (4, 4, 5)))
     with pytest.raises(ValueError, match="nblocks: 3 must divide"):
         M.project(rng.standard_normal((16, 16)), nblocks=3)
+    A = rng.standard_normal((12, 18))
+    with pytest.raises(TypeError, match=r"shapes: expected two triples of integers"):
+        M.project(A, shapes=((3.9, 4, 6), (2, 6, 6)))  # was truncated to 3 by int()
+    with pytest.raises(ValueError, match=r"shapes: expected positive extents"):
+        M.project(A, shapes=((3, 0, 6), (2, 6, 0)))  # was accepted: empty factors
+    # a non-finite A: LAPACK's SVD never returned for an inf among finite values (NumPy 32591)
+    for value in (np.inf, -np.inf, np.nan):
+        bad_A = np.ones((3, 3))
+        bad_A[0, 0] = value
+        with pytest.raises(ValueError, match=r"A: expected finite values, found .* at index \(0, 0\)"):
+            M.project(bad_A)
+    with pytest.raises(ValueError, match=r"A: expected finite values"):
+        M.MonarchLinear.from_dense(np.full((4, 4), np.inf))
+    with pytest.raises(ValueError, match=r"bias: expected shape \(7,\)"):
+        M.MonarchLinear.from_dense(A[:7, :10], bias=np.zeros(3))
+    with pytest.raises(ValueError, match=r"bias: expected shape \(7,\)"):
+        M.MonarchLinear.from_dense(A[:7, :10], bias=1.0)
+    with pytest.raises(TypeError, match=r"dtype: expected a floating or complex dtype, got int32"):
+        M.MonarchLinear(8, 8, dtype=np.int32)
     # NaN propagates (documented): no check, no masking
     bad = x.copy()
     bad[1, 3] = np.nan

@@ -10,7 +10,9 @@ output s·L + l.
 CPU (float32, float64, complex64, complex128): one fused pass per tile of 16 batch rows — the
 stage-1 result stays in cache, both permutations are folded into the addressing (no copy passes),
 register-tiled FMA micro-kernels per ISA, tiles in parallel. Bitwise identical for any thread count
-and SIMD level; the weight gradients reduce the batch in a fixed number of chunks (no atomics).
+and SIMD level (for NaN results: the same positions, not necessarily the same sign or payload —
+x86 vector and scalar instructions pick NaN signs differently); the weight gradients reduce the
+batch in a fixed number of chunks (no atomics).
 
 CUDA (CuPy arrays: float32, float16, bfloat16 with float32 accumulation, complex64): ``multiply`` and
 ``multiply_adjoint`` (so also dx of ``multiply_backward``) run one fused kernel (cuda/monarch) for
@@ -288,6 +290,8 @@ def project(A, nblocks=None, *, shapes=None):
     A = check_array(A, "A", convert=True, ndim=2, allow_empty=False)
     device = _backend.device_of(A=A)
     check_dtype(A, "A", CPU_DTYPES if device == "cpu" else ("float32", "float64", "complex64", "complex128"))
+    # LAPACK's SVD never returns for some matrices with an inf (NumPy issue 32591): refused first
+    check_array(A, "A", finite=True)
     n_out, n_in = A.shape
     if shapes is None:
         nb = _default_nblocks(n_in, n_out) if nblocks is None else check_int(nblocks, "nblocks", lo=1)
@@ -297,9 +301,11 @@ def project(A, nblocks=None, *, shapes=None):
         mid = min(n_in, n_out) // nb
         shapes = ((nb, mid, n_in // nb), (nb, n_out // nb, mid))
     try:
-        (K, Q, P), (L, S, R) = (tuple(int(v) for v in s) for s in shapes)
-    except (TypeError, ValueError):
-        raise TypeError("shapes: expected ((K, Q, P), (L, S, R))") from None
+        (K, Q, P), (L, S, R) = (tuple(check_int(v, "shapes", lo=1) for v in s) for s in shapes)
+    except ValueError:
+        raise ValueError(f"shapes: expected positive extents ((K, Q, P), (L, S, R)), got {shapes!r}") from None
+    except TypeError:
+        raise TypeError(f"shapes: expected two triples of integers ((K, Q, P), (L, S, R)), got {shapes!r}") from None
     if K * P != n_in or L * S != n_out or L * R != K * Q:
         raise ValueError(f"shapes: w1 {(K, Q, P)} and w2 {(L, S, R)} do not fit A {tuple(A.shape)} "
                          f"(need K·P = {n_in}, L·S = {n_out}, L·R = K·Q)")
@@ -399,6 +405,8 @@ class MonarchLinear:
         self.in_features, self.out_features, self.nblocks = in_features, out_features, nblocks
         rng = np.random.default_rng(rng)
         dtype = np.dtype(dtype)
+        if dtype.kind not in "fc":  # integer weights would all round to 0
+            raise TypeError(f"dtype: expected a floating or complex dtype, got {dtype}")
         self.w1 = rng.uniform(-1, 1, w1_shape).astype(dtype) / np.sqrt(w1_shape[-1]).astype(dtype)
         self.w2 = rng.uniform(-1, 1, w2_shape).astype(dtype) / np.sqrt(w2_shape[-1]).astype(dtype)
         self.bias = (rng.uniform(-1, 1, out_features) / np.sqrt(in_features)).astype(dtype) if bias else None
@@ -448,6 +456,7 @@ class MonarchLinear:
         padded[:out_features, :in_features] = weight
         layer.w1, layer.w2 = project(padded, shapes=(layer.w1.shape, layer.w2.shape))
         if bias is not None:
+            bias = check_array(bias, "bias", convert=True, shape=(out_features,))
             layer.bias = np.asarray(bias, dtype=weight.dtype).copy()
         return layer
 
