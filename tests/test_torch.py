@@ -198,3 +198,134 @@ def test_kernel_diag_gradcheck(rng, method):
     d0 = torch.tensor(0.05, dtype=torch.float64, requires_grad=True)
     ft.kernel_diag(Lam, B, C, d0, 7, method).sum().backward()
     assert d0.grad is not None and d0.grad.shape == ()
+
+
+# --- found by fuzzing the adapters ----------------------------------------------------------------
+
+def test_conjugated_upstream_gradients_are_resolved(rng):
+    """The gradient of y.conj() reaches backward as a lazily conjugated tensor (DLPack ignores the
+    bit): it is resolved, and the gradients equal plain-torch sums."""
+    v = torch.from_numpy(rng.standard_normal((2, 3)) + 1j * rng.standard_normal((2, 3))).requires_grad_(True)
+    w = torch.from_numpy(-rng.random((2, 3)) - 0.1 + 1j * rng.standard_normal((2, 3))).requires_grad_(True)
+    z = torch.exp(1j * torch.linspace(0.1, 3.0, 4, dtype=torch.float64))
+    c = torch.from_numpy(rng.standard_normal(4) + 0j)
+    (ft.cauchy(v, z, w).conj() @ c).real.sum().backward()
+    v2, w2 = v.detach().clone().requires_grad_(True), w.detach().clone().requires_grad_(True)
+    plain = (v2.conj()[..., None] / (z - w2.conj()[..., None]) + v2[..., None] / (z - w2[..., None])).sum(-2)
+    (plain.conj() @ c).real.sum().backward()
+    torch.testing.assert_close(v.grad, v2.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(w.grad, w2.grad, rtol=1e-12, atol=1e-12)
+    x = torch.from_numpy(-rng.random((2, 3)) * 0.1 + 1j * rng.standard_normal((2, 3))).requires_grad_(True)
+    (ft.vandermonde(v, x, 4, conj=False).conj() @ c).real.sum().backward()  # raised before
+    assert x.grad is not None and torch.isfinite(torch.view_as_real(x.grad)).all()
+
+
+def test_second_derivatives_raise_instead_of_returning_zeros(rng):
+    """The backward runs NumPy kernels (no graph): create_graph through it must fail loudly
+    (a gradient penalty silently came out wrong, a Hessian all zeros)."""
+    x = torch.from_numpy(rng.standard_normal(5)).requires_grad_(True)
+    w = torch.from_numpy(rng.standard_normal(5)).requires_grad_(True)
+    c = torch.from_numpy(rng.standard_normal(5))
+    (g,) = torch.autograd.grad((ft.softmax(x * w) * c).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="second derivatives .* are not supported"):
+        torch.autograd.grad(g.pow(2).sum(), w)
+    with pytest.raises(RuntimeError, match="second derivatives .* are not supported"):
+        torch.autograd.functional.hessian(lambda t: (ft.softmax(t) * c).sum(), x.detach())
+    # first derivatives with create_graph=True stay usable where nothing differentiates them again
+    (g2,) = torch.autograd.grad((ft.softmax(x) * c).sum(), x, create_graph=True)
+    torch.testing.assert_close(g2.detach(), torch.autograd.grad((torch.softmax(x, 0) * c).sum(), x)[0])
+    monarch_w = [torch.from_numpy(rng.standard_normal((2, 2, 2))).requires_grad_(True) for _ in range(2)]
+    xm = torch.from_numpy(rng.standard_normal((3, 4))).requires_grad_(True)
+    (gm,) = torch.autograd.grad(ft.monarch_multiply(xm, *monarch_w).sum(), xm, create_graph=True)
+    with pytest.raises(RuntimeError, match="second derivatives .* are not supported"):
+        torch.autograd.grad(gm.pow(2).sum(), monarch_w[0])
+
+
+def test_tiger_step_bumps_the_version_counter():
+    """A graph that saved a parameter must not silently use its updated value (torch.optim's
+    in-place updates raise there; the DLPack write was invisible to autograd)."""
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float64))
+    opt = ft.Tiger([p], lr=0.5, weight_decay=0.0, rms_mode="none")
+    y = (p * p).sum()
+    p.grad = torch.ones(2, dtype=torch.float64)
+    opt.step()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(y, p)
+
+
+def test_tiger_non_contiguous_parameters_match_contiguous_ones(rng):
+    """channels_last conv weights and transposed parameters are updated like contiguous ones
+    (through a contiguous copy written back), including row RMS along the logical last axis."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3).double()
+    ref_conv = torch.nn.Conv2d(3, 4, 3).double()
+    ref_conv.load_state_dict(conv.state_dict())
+    conv = conv.to(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()
+    base = torch.from_numpy(rng.standard_normal((5, 6)))
+    t_param = torch.nn.Parameter(base.clone().t())  # transposed view, (6, 5)
+    ref_t = torch.nn.Parameter(base.clone().t().contiguous())
+    opt = ft.Tiger(list(conv.parameters()) + [t_param], lr=0.01, rms_mode="row")
+    ref_opt = ft.Tiger(list(ref_conv.parameters()) + [ref_t], lr=0.01, rms_mode="row")
+    data = torch.from_numpy(rng.standard_normal((3, 2, 3, 8, 8)))
+    for step in range(3):
+        for model, tp, o in ((conv, t_param, opt), (ref_conv, ref_t, ref_opt)):
+            o.zero_grad()
+            inputs = data[step].to(memory_format=torch.channels_last) if model is conv else data[step]
+            (model(inputs).pow(2).sum() + (tp * tp.detach().flip(0)).sum()).backward()
+            o.step()
+    assert not conv.weight.is_contiguous()  # the layout is kept
+    torch.testing.assert_close(conv.weight, ref_conv.weight, rtol=0, atol=0)
+    torch.testing.assert_close(conv.bias, ref_conv.bias, rtol=0, atol=0)
+    torch.testing.assert_close(t_param, ref_t, rtol=0, atol=0)
+
+
+def test_tiger_validates_groups_and_refuses_sparse_gradients():
+    p = torch.nn.Parameter(torch.ones(3))
+    with pytest.raises(ValueError, match="lr"):
+        ft.Tiger([p], lr=-1.0)
+    opt = ft.Tiger([p])
+    with pytest.raises(ValueError, match="beta"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2))], "beta": 1.5})
+    emb = torch.nn.Embedding(10, 3, sparse=True)
+    opt = ft.Tiger(emb.parameters())
+    emb(torch.tensor([1, 2])).sum().backward()
+    before = emb.weight.detach().clone()
+    with pytest.raises(TypeError, match="sparse gradients are not supported"):
+        opt.step()
+    assert torch.equal(emb.weight.detach(), before)
+
+
+def test_ig_grad_fn_scalar_target_applies_to_every_row(rng):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 3).double()
+    grad_fn = ft.ig_grad_fn(model)
+    points = rng.standard_normal((4, 6))
+    want = np.broadcast_to(model.weight[2].detach().numpy(), (4, 6))
+    for target in (2, np.int64(2), np.array(2), np.full(4, 2)):
+        np.testing.assert_allclose(grad_fn(points, target), want, rtol=1e-15)
+        assert grad_fn.forward_fn(points, target).shape == (4,)
+    with pytest.raises(ValueError, match=r"target: expected a class index or one per row \(4,\)"):
+        grad_fn(points, np.array([0, 1]))
+
+
+def test_constants_that_require_grad_and_numpy_integer_dims(rng):
+    x = torch.from_numpy(rng.standard_normal((3, 4))).requires_grad_(True)
+    scale = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(TypeError, match=r"scale: a tensor that requires grad is not differentiable here"):
+        ft.softmax(x, scale=scale)
+    torch.testing.assert_close(ft.softmax(x, dim=np.int64(0)), torch.softmax(x, 0), rtol=1e-14, atol=0)
+    with pytest.raises(TypeError, match="dim: expected an int, got bool"):
+        ft.softmax(x, dim=True)
+
+
+def test_kernel_backward_propagates_non_finite_upstream_gradients(rng):
+    """NaN/Inf in the upstream gradient flow into the parameter gradients (a loss scaler's
+    overflow check relies on that), as in fftconv and torch; they were refused with ValueError."""
+    H, N = 2, 3
+    Lam = torch.from_numpy(-0.5 + 1j * np.arange(1.0, N + 1) * np.ones((H, 1))).requires_grad_(True)
+    B = torch.ones(H, N, dtype=torch.complex128, requires_grad=True)
+    C = torch.from_numpy(rng.standard_normal((H, N)) + 0j).requires_grad_(True)
+    k = ft.kernel_diag(Lam, B, C, 0.1, 8)
+    k.backward(torch.full_like(k, float("inf")))
+    assert not torch.isfinite(torch.view_as_real(Lam.grad)).all()

@@ -347,11 +347,11 @@ def _expm1(xp, w):
 
 def _kernel_grad(grad, Lambda, lead):
     """A kernel backward's upstream gradient: the kernel's real dtype, shape lead + (L,) with
-    L >= 1, finite, on Lambda's device. Returns (grad, L)."""
+    L >= 1, on Lambda's device. Returns (grad, L). NaN/Inf in grad propagate to the gradients (as
+    in autograd: mixed-precision loss scalers detect an overflow from them), not refused."""
     grad = _arr(grad, "grad", (np.dtype(_REAL_OF[Lambda.dtype.name]).name,), ndim=len(lead) + 1)
     _checks.check_shape(grad, "grad", lead + (None,))
     _checks.same_device(Lambda=Lambda, grad=grad)
-    _check_finite(grad, "grad")
     return grad, _length(grad.shape[-1], "grad.shape[-1]")
 
 
@@ -431,7 +431,8 @@ def kernel_dplr_backward(Lambda, P, B, Ct, dt, grad):
     cside = xp.concatenate([ct, xp.conj(pp)], 0)         # (C+r, H, N)
 
     # irfft adjoint: dF_k = rfft(g)_k / L, doubled where irfft mirrors the bin (0 < k < L/2).
-    G = xp.fft.rfft(g, axis=-1) / L                      # (C, H, L//2 + 1)
+    with np.errstate(invalid="ignore"):  # a non-finite grad propagates (see _kernel_grad)
+        G = xp.fft.rfft(g, axis=-1) / L                  # (C, H, L//2 + 1)
     scale = xp.full(L // 2 + 1, 2.0)
     scale[0] = 1.0
     if L % 2 == 0:

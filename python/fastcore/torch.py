@@ -14,10 +14,16 @@ CuPy views on the tensor's current stream) and results come back as tensors the 
 - :class:`Tiger`: a ``torch.optim.Optimizer`` over :func:`fastcore.tiger.tiger_step`.
 - :func:`ig_grad_fn`: turns an ``nn.Module`` into the gradient callable of
   :func:`fastcore.ig.integrated_gradients`.
+
+The Functions are differentiable once: their backward runs the compiled kernels, which record no
+graph, so a second derivative through them (Hessians, gradient penalties) raises instead of
+silently treating the gradient as a constant; ``create_graph=True`` alone is fine.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Any, Callable
 
 import numpy as np
@@ -35,13 +41,20 @@ __all__ = [
 
 # --- tensor <-> fastcore array -------------------------------------------------------------------
 
-def _native(t: torch.Tensor | None, name: str):
-    """A NumPy/CuPy view of a tensor (no copy; detached: autograd is handled by the Function)."""
+def _native(t: torch.Tensor | None, name: str, *, written: bool = False):
+    """A NumPy/CuPy view of a tensor (no copy; detached: autograd is handled by the Function).
+
+    A lazily conjugated or negated tensor (torch's conj/neg bits, which DLPack ignores) is resolved
+    into a copy first — autograd itself hands such tensors to backward (the gradient of a
+    ``.conj()``) — except for arrays the call writes (``written``), which the interop refuses."""
     if t is None:
         return None
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-    return _interop.to_native(t.detach(), name)
+    t = t.detach()
+    if not written:
+        t = t.resolve_conj().resolve_neg()  # no-ops (the tensor itself) without the bits
+    return _interop.to_native(t, name)
 
 
 def _tensor(a) -> torch.Tensor | None:
@@ -49,10 +62,59 @@ def _tensor(a) -> torch.Tensor | None:
     return None if a is None else torch.from_dlpack(a)
 
 
+class _NotTwiceDifferentiable(torch.autograd.Function):
+    """Identity on a gradient computed by a compiled backward; differentiating it raises."""
+
+    @staticmethod
+    def forward(ctx, grad, *anchors):
+        return grad.view_as(grad)
+
+    @staticmethod
+    def backward(ctx, *unused):
+        raise RuntimeError("fastcore.torch: second derivatives through fastcore's Functions are not "
+                           "supported (their backward runs compiled kernels that record no graph); "
+                           "use torch's own ops where a gradient is differentiated again")
+
+
+def _first_order_only(backward: Callable) -> Callable:
+    """Wraps a Function's backward. Under create_graph=True (grad mode on in backward) every
+    gradient it returns is tied to the tensors it depends on through _NotTwiceDifferentiable, so
+    a second derivative raises instead of silently treating these gradients as constants (a
+    Hessian came out all zeros). torch's once_differentiable does not cover this: it only looks
+    at whether the incoming gradients require grad, not the saved inputs and outputs."""
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grad_outputs):
+        with torch.no_grad():
+            grads = backward(ctx, *grad_outputs)
+        if not torch.is_grad_enabled():
+            return grads
+        anchors = [t for t in (*ctx.saved_tensors, *grad_outputs)
+                   if isinstance(t, torch.Tensor) and t.requires_grad]
+        if not anchors:
+            return grads
+        return tuple(_NotTwiceDifferentiable.apply(g, *anchors) if isinstance(g, torch.Tensor) else g
+                     for g in grads)
+
+    return wrapper
+
+
 def _axis(dim: int) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, int):
-        raise TypeError(f"dim: expected an int, got {type(dim).__name__}")
-    return dim
+    if isinstance(dim, (bool, np.bool_)):
+        raise TypeError("dim: expected an int, got bool")
+    try:
+        return operator.index(dim)  # int, NumPy integers
+    except TypeError:
+        raise TypeError(f"dim: expected an int, got {type(dim).__name__}") from None
+
+
+def _constant(value: Any, name: str) -> float:
+    """A float parameter that is not differentiated: a tensor that requires grad is refused (it
+    would silently get no gradient)."""
+    if isinstance(value, torch.Tensor) and value.requires_grad:
+        raise TypeError(f"{name}: a tensor that requires grad is not differentiable here; pass a "
+                        f"float (or {name}.item()) for a constant")
+    return float(value)
 
 
 # --- probability maps ----------------------------------------------------------------------------
@@ -77,6 +139,7 @@ class _MapFunction(torch.autograd.Function):
         return y
 
     @staticmethod
+    @_first_order_only
     def backward(ctx, dy):
         from . import activations
 
@@ -96,29 +159,29 @@ class _MapFunction(torch.autograd.Function):
 def softmax(x: torch.Tensor, dim: int = -1, *, scale: float = 1.0, mask=None) -> torch.Tensor:
     """Differentiable :func:`fastcore.activations.softmax` (masked entries get 0 and 0 gradient;
     fully masked rows give zeros, not NaN)."""
-    return _MapFunction.apply(x, "softmax", _axis(dim), float(scale), mask, {})
+    return _MapFunction.apply(x, "softmax", _axis(dim), _constant(scale, "scale"), mask, {})
 
 
 def log_softmax(x: torch.Tensor, dim: int = -1, *, scale: float = 1.0, mask=None) -> torch.Tensor:
     """Differentiable :func:`fastcore.activations.log_softmax`."""
-    return _MapFunction.apply(x, "log_softmax", _axis(dim), float(scale), mask, {})
+    return _MapFunction.apply(x, "log_softmax", _axis(dim), _constant(scale, "scale"), mask, {})
 
 
 def sparsemax(x: torch.Tensor, dim: int = -1, *, scale: float = 1.0, mask=None) -> torch.Tensor:
     """Differentiable :func:`fastcore.activations.sparsemax` (exact, sort-free)."""
-    return _MapFunction.apply(x, "sparsemax", _axis(dim), float(scale), mask, {})
+    return _MapFunction.apply(x, "sparsemax", _axis(dim), _constant(scale, "scale"), mask, {})
 
 
 def entmax15(x: torch.Tensor, dim: int = -1, *, scale: float = 1.0, mask=None) -> torch.Tensor:
     """Differentiable :func:`fastcore.activations.entmax15` (exact, sort-free)."""
-    return _MapFunction.apply(x, "entmax15", _axis(dim), float(scale), mask, {})
+    return _MapFunction.apply(x, "entmax15", _axis(dim), _constant(scale, "scale"), mask, {})
 
 
 def entmax_bisect(x: torch.Tensor, alpha: float = 1.5, dim: int = -1, *, n_iter=None,
                   mask=None) -> torch.Tensor:
     """Differentiable :func:`fastcore.activations.entmax_bisect` in ``x`` (``alpha`` is a
     constant, not a learnable tensor)."""
-    extra = {"alpha": float(alpha)}
+    extra = {"alpha": _constant(alpha, "alpha")}
     if n_iter is not None:
         extra["n_iter"] = n_iter
     return _MapFunction.apply(x, "entmax_bisect", _axis(dim), 1.0, mask, extra)
@@ -135,6 +198,7 @@ class _MonarchMultiply(torch.autograd.Function):
         return _tensor(monarch.multiply(_native(x, "x"), _native(w1, "w1"), _native(w2, "w2")))
 
     @staticmethod
+    @_first_order_only
     def backward(ctx, dy):
         from . import monarch
 
@@ -232,6 +296,7 @@ class _Cauchy(torch.autograd.Function):
         return _tensor(s4.cauchy(_native(v, "v"), _native(z, "z"), _native(w, "w"), conj=conj))
 
     @staticmethod
+    @_first_order_only
     def backward(ctx, grad):
         from . import s4
 
@@ -258,6 +323,7 @@ class _Vandermonde(torch.autograd.Function):
         return _tensor(s4.vandermonde(_native(v, "v"), _native(x, "x"), L, conj=conj))
 
     @staticmethod
+    @_first_order_only
     def backward(ctx, grad):
         from . import s4
 
@@ -310,6 +376,7 @@ class _KernelDiag(torch.autograd.Function):
                                       _dt_arg(dt), L, method))
 
     @staticmethod
+    @_first_order_only
     def backward(ctx, grad):
         from . import s4
 
@@ -336,6 +403,7 @@ class _KernelDplr(torch.autograd.Function):
                                       _native(Ct, "Ct"), _dt_arg(dt), L))
 
     @staticmethod
+    @_first_order_only
     def backward(ctx, grad):
         from . import s4
 
@@ -365,6 +433,7 @@ class _FFTConv(torch.autograd.Function):
         return _tensor(y)
 
     @staticmethod
+    @_first_order_only
     def backward(ctx, dy):
         from . import s4
 
@@ -401,6 +470,22 @@ class Tiger(torch.optim.Optimizer):
                         rms_mode=rms_mode, nonfinite=nonfinite, maximize=maximize, step=0)
         super().__init__(params, defaults)
 
+    def add_param_group(self, param_group: dict) -> None:
+        """torch's add_param_group, then the group's options checked by tiger_step's own
+        validation (so a bad lr fails here, not at the first step)."""
+        from . import tiger
+
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        tiger.tiger_step([], [], [], **self._step_options(group))
+
+    @staticmethod
+    def _step_options(group: dict) -> dict:
+        return dict(step=group["step"], lr=group["lr"], beta=group["beta"],
+                    weight_decay=group["weight_decay"], grad_accum_steps=group["grad_accum_steps"],
+                    shrink_ratio=group["shrink_ratio"], rms_mode=group["rms_mode"],
+                    nonfinite=group["nonfinite"], maximize=group["maximize"])
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None):
         from . import tiger
@@ -416,18 +501,28 @@ class Tiger(torch.optim.Optimizer):
                 continue
             moms = []
             for p in params:
+                if p.grad.is_sparse:
+                    raise TypeError("Tiger: sparse gradients are not supported (densify them, or use "
+                                    "torch.optim.SparseAdam for sparse embeddings)")
                 state = self.state[p]
                 if "momentum" not in state:
                     state["momentum"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
                 moms.append(state["momentum"])
+            # The kernels update C-contiguous arrays in place; other layouts (channels_last conv
+            # weights, transposed or strided views) go through a contiguous copy written back after.
+            staged = [p if p.is_contiguous() else p.contiguous() for p in params]
             tiger.tiger_step(
-                [_native(p, "params") for p in params],
+                [_native(q, "params", written=True) for q in staged],
                 [_native(p.grad.contiguous(), "grads") for p in params],
-                [_native(m, "moms") for m in moms],
-                step=group["step"], lr=group["lr"], beta=group["beta"],
-                weight_decay=group["weight_decay"], grad_accum_steps=group["grad_accum_steps"],
-                shrink_ratio=group["shrink_ratio"], rms_mode=group["rms_mode"],
-                nonfinite=group["nonfinite"], maximize=group["maximize"])
+                [_native(m, "moms", written=True) for m in moms],
+                **self._step_options(group))
+            for p, q in zip(params, staged):
+                if q is p:
+                    # written through a DLPack view, which autograd does not see: bump the version
+                    # so a graph that saved p raises (as after torch.optim's in-place updates)
+                    torch.autograd.graph.increment_version(p)
+                else:
+                    p.copy_(q)  # (copy_ bumps the version itself)
             group["step"] += 1
         return loss
 
@@ -460,6 +555,11 @@ def ig_grad_fn(module: torch.nn.Module, output: str = "logit", *, device=None,
             return out[:, 0]
         index = torch.as_tensor(np.asarray(target) if isinstance(target, np.ndarray) else target,
                                 device=out.device, dtype=torch.long)
+        if index.ndim == 0:  # one class for every row (gather would take row 0 only)
+            index = index.expand(out.shape[0])
+        if index.shape != (out.shape[0],):
+            raise ValueError(f"target: expected a class index or one per row ({out.shape[0]},), "
+                             f"got shape {tuple(index.shape)}")
         return out.gather(1, index.reshape(-1, 1))[:, 0]
 
     def grad_fn(points, target=None):
