@@ -177,6 +177,22 @@ def test_losses_and_topk_on_gpu(rng):
                                atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loss_gradient_of_a_confident_row_on_gpu(dtype):
+    """p_t - 1 formed as -(the sum of the other p) on the CuPy path too (tests/test_activations.py
+    has the CPU version): softmax 1 - p_t against its exact value k e^-g / (1 + k e^-g)."""
+    cp = cupy()
+    n, k = 9, 8
+    for gap in ([12.0, 14.0, 16.0] if dtype == np.float32 else [25.0, 28.0, 30.0]):
+        x = np.zeros((2, n), dtype)
+        x[0, 0] = x[1, 4] = gap
+        target = np.array([0, 4])
+        _, grad = A.softmax_cross_entropy(cp.asarray(x), cp.asarray(target))
+        got = -cp.asnumpy(grad)[[0, 1], target].astype(np.float64)
+        want = k * np.exp(-gap) / (1 + k * np.exp(-gap))
+        np.testing.assert_allclose(got, want, rtol=3e-6 if dtype == np.float32 else 1e-13)
+
+
 def test_runs_on_the_current_stream_and_is_deterministic(rng):
     cp = cupy()
     x = cp.asarray(rng.standard_normal((300, 2049)).astype(np.float32))

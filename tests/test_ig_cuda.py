@@ -147,6 +147,35 @@ def test_fused_models_on_gpu(rng, dtype, activation, output):
                                ref.mlp_forward(rl, activation, output, x.astype(np.float64), t), **TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gpu_gelu_tanh_tail_and_confident_predictions(rng, dtype):
+    """The CUDA activation and output kernels keep gelu_tanh's negative tail and 1 - p_c of a
+    confident prediction free of cancellation (tests/test_ig_models.py has the CPU versions)."""
+    cp = cupy()
+    z = np.array([[-9.0, -6.0, -5.0, -3.0, -1.0, 0.5, 3.0]])
+    D = z.shape[1]
+    rtol = 1e-5 if dtype == np.float32 else 1e-13
+    for j in range(D):
+        readout = np.zeros((1, D))
+        readout[0, j] = 1.0
+        m = ig.MLP([(np.eye(D, dtype=dtype), np.zeros(D, dtype)), (readout.astype(dtype), np.zeros(1, dtype))],
+                   "gelu_tanh", "logit")
+        h, dh = ref.activation("gelu_tanh", z[0, j])
+        np.testing.assert_allclose(cp.asnumpy(m.forward(cp.asarray(z.astype(dtype)), np.array([0])))[0], h, rtol=rtol)
+        np.testing.assert_allclose(cp.asnumpy(m.grad(cp.asarray(z.astype(dtype)), np.array([0])))[0, j], dh, rtol=rtol)
+    gap = 14.0 if dtype == np.float32 else 28.0
+    W = (0.1 * rng.standard_normal((3, 7))).astype(dtype)
+    b = np.array([gap, 0.0, 0.0], dtype)
+    x = rng.standard_normal((4, 7)).astype(dtype)
+    t = np.zeros(4, np.int64)
+    for output in ("softmax", "log_softmax"):
+        lin = ig.Linear(W, b, output)
+        expected = ref.mlp_grad([(W.astype(np.float64), b.astype(np.float64))], "relu", output, x.astype(np.float64), t)
+        tol = 2e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(cp.asnumpy(lin.grad(cp.asarray(x), t)), expected, rtol=tol,
+                                   atol=tol * np.abs(expected).max())
+
+
 def test_fused_gpu_smooth_completeness_and_exact(rng):
     cp = cupy()
     layers = make_layers(rng, [50, 30, 20, 5])
