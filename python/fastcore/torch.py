@@ -213,6 +213,8 @@ def monarch_multiply(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor) -> tor
     w1 (k, q, p) and w2 (l, s, r) in the reference layout. Real dtypes (torch's complex autograd
     convention is not mapped)."""
     for name, t in (("x", x), ("w1", w1), ("w2", w2)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
         if t.is_complex():
             raise TypeError(f"{name}: fastcore.torch.monarch_multiply supports real dtypes; use "
                             f"fastcore.monarch.multiply for complex (no autograd)")
