@@ -792,3 +792,50 @@ def test_empty_sizes(rng):
     assert s4.kernel_diag(-np.ones((2, 0)) + 0j, np.zeros((2, 0)) + 0j, np.zeros((2, 0)) + 0j, 0.1, 5).shape == (2, 5)
     assert np.all(s4.vandermonde(np.zeros((3, 0), np.complex64), np.zeros((3, 0), np.complex64), 4) == 0)
     assert s4.rtf_kernel(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0), 6).shape == (0, 6)
+
+
+# --- found by fuzzing the S4 family (2026-11-23) ---------------------------------------------------
+
+def _expm1_series(w):
+    """e^w - 1 for |w| << 1 by its series (exact to rounding for |w| <= 1e-3)."""
+    return w * (1 + w / 2 * (1 + w / 3 * (1 + w / 4 * (1 + w / 5))))
+
+
+def test_zoh_factors_keep_relative_accuracy_for_tiny_dt_lambda():
+    """ZOH's e^w - 1 for small w = dt Lambda: discretize's Bbar used e^w - 1 (exactly 0 below
+    |w| ~ 1e-16) and the kernel's expm1 formed cos(Im w) - 1 by cancellation (~eps/|w|)."""
+    Lam = np.array([[-1e-4 + 0j, -1e-4 + 1e-3j, -1e-12 + 0j, -1e-15 + 2e-9j]])
+    B = np.array([[1.0 + 0j, 1j, 1.0 + 0j, 0.5 - 1j]])
+    for dt in (1e-4, 1e-8, 2e-8):
+        w = dt * Lam
+        want = _expm1_series(w) / Lam * B
+        _, Bbar = s4.discretize(Lam, None, B, dt, method="zoh")
+        np.testing.assert_allclose(Bbar, want, rtol=4e-16)
+        k = s4.kernel_diag(Lam, B, np.ones_like(B), dt, 1, "zoh")  # k_0 = 2 Re sum C B (e^w - 1)/Lambda
+        exact = 2 * want.real.sum()
+        assert abs(k[0, 0] - exact) <= 1e-14 * np.abs(2 * want).sum(), (dt, k[0, 0], exact)
+
+
+def test_kernel_diag_backward_ddt_where_e_to_the_w_is_tiny():
+    """d/d dt of the ZOH factor is e^w; em1 + 1 left it absolute-rounding sized (0 for e^w ~ 1e-18)."""
+    Lam = np.array([[-400 + 30j]])
+    one = np.ones((1, 1), complex)
+    g = np.array([[1.0, 0.0, 0.0]])
+    ddt = s4.kernel_diag_backward(Lam, one, one, np.array([0.1]), g, "zoh")[3]
+    want = R.kernel_diag_backward(Lam, one, one, np.array([0.1]), g, "zoh")[3]
+    assert want[0] != 0
+    np.testing.assert_allclose(ddt, want, rtol=1e-12)
+
+
+def test_kernel_dplr_backward_without_states():
+    """N = 0 or H = 0: the forward is zeros, the backward zero gradients of every shape (it raised
+    a NumPy reshape error)."""
+    for H, N in ((2, 0), (0, 3)):
+        z = np.zeros((H, N), complex)
+        g = np.ones((H, 8))
+        assert s4.kernel_dplr(-1 + z, None, z, z, 0.1, 8).shape == (H, 8)
+        dl, dP, dB, dCt, ddt = s4.kernel_dplr_backward(-1 + z, None, z, z, 0.1, g)
+        assert dl.shape == dB.shape == dCt.shape == (H, N) and dP is None and ddt == 0.0
+        dl, dP, dB, dCt, ddt = s4.kernel_dplr_backward(-1 + z, z, z, z[None].repeat(2, 0), np.full(H, 0.1),
+                                                       np.ones((2, H, 8)))
+        assert dP.shape == (H, N) and dCt.shape == (2, H, N) and ddt.shape == (H,) and not ddt.any()

@@ -98,8 +98,8 @@ def discretize(Lambda, P, B, dt, method="bilinear"):
     if P is None:
         w = dt[:, None] * Lambda
         if method == "zoh":
-            Ab = np.exp(w)
-            return Ab, (Ab - 1) / Lambda * B
+            # expm1: e^w - 1 cancels for small |dt Lambda| (exactly 0 below |w| ~ 1e-16)
+            return np.exp(w), np.expm1(w) / Lambda * B
         return (1 + w / 2) / (1 - w / 2), dt[:, None] * B / (1 - w / 2)
     if method != "bilinear":
         raise ValueError("dense (DPLR) discretisation is bilinear only")
