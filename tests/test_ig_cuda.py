@@ -148,19 +148,19 @@ def test_fused_models_on_gpu(rng, dtype, activation, output):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gpu_gelu_tanh_tail_and_confident_predictions(rng, dtype):
-    """The CUDA activation and output kernels keep gelu_tanh's negative tail and 1 - p_c of a
+@pytest.mark.parametrize("activation", ["gelu_tanh", "gelu"])
+def test_gpu_gelu_tails_and_confident_predictions(rng, dtype, activation):
+    """The CUDA activation and output kernels keep GELU's negative tails and 1 - p_c of a
     confident prediction free of cancellation (tests/test_ig_models.py has the CPU versions)."""
+    from test_ig_models import unit_readout_mlp
+
     cp = cupy()
     z = np.array([[-9.0, -6.0, -5.0, -3.0, -1.0, 0.5, 3.0]])
     D = z.shape[1]
     rtol = 1e-5 if dtype == np.float32 else 1e-13
     for j in range(D):
-        readout = np.zeros((1, D))
-        readout[0, j] = 1.0
-        m = ig.MLP([(np.eye(D, dtype=dtype), np.zeros(D, dtype)), (readout.astype(dtype), np.zeros(1, dtype))],
-                   "gelu_tanh", "logit")
-        h, dh = ref.activation("gelu_tanh", z[0, j])
+        m = unit_readout_mlp(D, j, activation, dtype)
+        h, dh = ref.activation(activation, z[0, j])
         np.testing.assert_allclose(cp.asnumpy(m.forward(cp.asarray(z.astype(dtype)), np.array([0])))[0], h, rtol=rtol)
         np.testing.assert_allclose(cp.asnumpy(m.grad(cp.asarray(z.astype(dtype)), np.array([0])))[0, j], dh, rtol=rtol)
     gap = 14.0 if dtype == np.float32 else 28.0

@@ -52,6 +52,14 @@ def test_forward_and_grad_match_reference(rng, dtype, activation, output):
     np.testing.assert_allclose(g, ref.mlp_grad(rl, activation, output, x.astype(np.float64), t), **TOL[dtype])
 
 
+def unit_readout_mlp(D, j, activation, dtype):
+    """An MLP whose hidden layer is the identity and whose output is hidden unit j alone:
+    F(x) = act(x_j), dF/dx_j = act'(x_j) (also used by tests/test_ig_cuda.py)."""
+    readout = np.zeros((1, D), dtype)
+    readout[0, j] = 1
+    return ig.MLP([(np.eye(D, dtype=dtype), np.zeros(D, dtype)), (readout, np.zeros(1, dtype))], activation, "logit")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", ["gelu_tanh", "gelu"])
 def test_gelu_keeps_relative_accuracy_in_the_negative_tail(dtype, activation):
@@ -66,10 +74,7 @@ def test_gelu_keeps_relative_accuracy_in_the_negative_tail(dtype, activation):
     # z/sqrt(2) (relative ~2a^2 2^-24 of erfc: 4e-6 at z = -9); float64 a few ulps
     rtol = 1e-5 if dtype == np.float32 else 1e-13
     for j in range(D):
-        readout = np.zeros((1, D))
-        readout[0, j] = 1.0
-        m = ig.MLP([(np.eye(D, dtype=dtype), np.zeros(D, dtype)), (readout.astype(dtype), np.zeros(1, dtype))],
-                   activation, "logit")
+        m = unit_readout_mlp(D, j, activation, dtype)
         h, dh = ref.activation(activation, z[0, j])
         f = m.forward(z.astype(dtype), np.array([0]))[0]
         g = m.grad(z.astype(dtype), np.array([0]))[0, j]
