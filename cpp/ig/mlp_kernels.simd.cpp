@@ -247,8 +247,17 @@ inline float tanh_of(float z) {
 // error ~2a²·2^-24 of erfc: 4e-6 at z = −9). Branch-free, so the loop vectorises;
 // erfc(−a) = 2 − erfc(a).
 inline double erfc_of(double v) { return std::erfc(v); }
-inline float erfc_of(float v) {
-  const float a = v < 0.0f ? -v : v;
+// exp(−a²) with a² = hi + lo exact (Dekker's split: 12-bit halves multiply exactly; the build
+// never contracts to FMA): exp(−hi)·(1 − lo).
+inline float exp_minus_square(float a) {
+  const float hi = a * a;
+  const float split = a * 4097.0f;  // 2^12 + 1
+  const float a_hi = split - (split - a), a_lo = a - a_hi;
+  const float lo = ((a_hi * a_hi - hi) + 2.0f * a_hi * a_lo) + a_lo * a_lo;
+  return vmath::exp_f32(-hi) * (1.0f - lo);
+}
+// erfc(|v|) = exp(−a²)·t·Q(t) given e = exp(−a²), a = |v| (see above).
+inline float erfc_abs_from(float a, float e) {
   const float t = 1.0f / (1.0f + 0.5f * a);
   float q = -5.936396489e-02f;
   q = q * t + 2.860142991e-01f;
@@ -259,12 +268,31 @@ inline float erfc_of(float v) {
   q = q * t + 2.428538880e-01f;
   q = q * t + 2.824095470e-01f;
   q = q * t + 2.820844745e-01f;
-  const float hi = a * a;
-  const float split = a * 4097.0f;  // 2^12 + 1
-  const float a_hi = split - (split - a), a_lo = a - a_hi;
-  const float lo = ((a_hi * a_hi - hi) + 2.0f * a_hi * a_lo) + a_lo * a_lo;
-  const float e = t * q * (vmath::exp_f32(-hi) * (1.0f - lo));  // erfc(|v|)
+  return t * q * e;
+}
+inline float erfc_of(float v) {
+  const float a = v < 0.0f ? -v : v;
+  const float e = erfc_abs_from(a, exp_minus_square(a));  // erfc(|v|)
   return v < 0.0f ? 2.0f - e : e;
+}
+
+// GELU's Φ(v) and φ(v) for the backward. double: the C library's erfc and vmath's exp. float:
+// both from one exponential, exp(−v²/2) = exp(−a²) with a = |v|/√2 (one exp per entry, not two).
+struct NormalCdfPdf {
+  double cdf, pdf;
+};
+inline NormalCdfPdf normal_cdf_pdf(double v) {
+  return {0.5 * erfc_of(-v * 0.70710678118654752440), vexp(-0.5 * v * v) * 0.39894228040143267794};
+}
+struct NormalCdfPdfF {
+  float cdf, pdf;
+};
+inline NormalCdfPdfF normal_cdf_pdf(float v) {
+  const float w = -v * 0.70710678118654752440f;
+  const float a = w < 0.0f ? -w : w;
+  const float e = exp_minus_square(a);
+  const float c = erfc_abs_from(a, e);
+  return {0.5f * (w < 0.0f ? 2.0f - c : c), e * 0.39894228040143267794f};
 }
 
 // GELU-tanh's 1 + tanh(u) and 1 - tanh(u)^2 without cancellation (1 + tanh(u) for u << 0 is a
@@ -321,9 +349,8 @@ inline void act_backward(Act act, const T* z, const T* hval, T* d, std::int64_t 
     case Act::gelu:  // Φ(z) + z φ(z)
       for (std::int64_t j = 0; j < n; ++j) {
         const T v = z[j];
-        const T Phi = T(0.5) * erfc_of(-v * T(0.70710678118654752440));
-        const T phi = vexp(T(-0.5) * v * v) * T(0.39894228040143267794);
-        d[j] = d[j] * (Phi + v * phi);
+        const auto n = normal_cdf_pdf(v);
+        d[j] = d[j] * (static_cast<T>(n.cdf) + v * static_cast<T>(n.pdf));
       }
       break;
     case Act::gelu_tanh:
