@@ -44,6 +44,8 @@ def test_rfft_irfft_match_numpy(rng, m, dtype):
     tol = 2e-14 if dtype == np.float64 else 2e-6
     assert X.dtype == (np.complex64 if dtype == np.float32 else np.complex128)
     assert rel_err(X, ref) < tol
+    # a real signal's DC (and even-length Nyquist) bins are real: exactly, as NumPy's
+    assert not X[:, 0].imag.any() and (m % 2 or not X[:, -1].imag.any())
     y = s4.irfft(X, m)
     assert y.dtype == dtype
     assert rel_err(y, np.fft.irfft(X.astype(np.complex128), m)) < tol
@@ -825,6 +827,15 @@ def test_kernel_diag_backward_ddt_where_e_to_the_w_is_tiny():
     want = R.kernel_diag_backward(Lam, one, one, np.array([0.1]), g, "zoh")[3]
     assert want[0] != 0
     np.testing.assert_allclose(ddt, want, rtol=1e-12)
+
+
+def test_fftconv_bidirectional_must_be_a_bool(rng):
+    u = rng.standard_normal((1, 2, 8))
+    K = rng.standard_normal((2, 2, 8))
+    with pytest.raises(TypeError, match="bidirectional: expected a bool, got str"):
+        s4.fftconv(u, K, bidirectional="no")  # truthy: silently bidirectional before
+    with pytest.raises(TypeError, match="bidirectional: expected a bool"):
+        s4.fftconv_backward(u, K, None, u, bidirectional=1)
 
 
 def test_kernel_dplr_backward_without_states():

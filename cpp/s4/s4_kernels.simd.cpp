@@ -1033,6 +1033,12 @@ void rfft_rows(const T* x, T* X, std::int64_t rows, std::int64_t m) {
           for (std::int64_t i = 0; i < 2 * nf; ++i) X[2 * (r0 + l) * nf + i] = get_lane(lanes.X[sz(i)], l);
       },
       [&](std::int64_t r) { rfft_any<T>(m, x + r * m, X + 2 * r * nf); });
+  // The DC bin, and the Nyquist bin of an even length, of a real signal's spectrum are real: their
+  // imaginary parts are rounding residues (~1e-15 relative), set to the exact 0 NumPy gives.
+  for (std::int64_t r = 0; r < rows; ++r) {
+    X[2 * r * nf + 1] = T(0);
+    if (m % 2 == 0) X[2 * r * nf + 2 * (nf - 1) + 1] = T(0);
+  }
 }
 
 template <class T>

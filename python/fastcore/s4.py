@@ -676,6 +676,8 @@ def rtf_kernel(a, b, h0, L):
 # ------------------------------------------------------------------------------------------
 
 def _conv_args(u, K, D, bidirectional):
+    if not isinstance(bidirectional, (bool, np.bool_)):  # a string such as "no" is truthy
+        raise TypeError(f"bidirectional: expected a bool, got {type(bidirectional).__name__}")
     u = _arr(u, "u", _REAL, ndim=3)
     Bn, H, L = u.shape
     dtype = u.dtype.name
