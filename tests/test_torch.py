@@ -315,7 +315,7 @@ def test_constants_that_require_grad_and_numpy_integer_dims(rng):
     with pytest.raises(TypeError, match=r"scale: a tensor that requires grad is not differentiable here"):
         ft.softmax(x, scale=scale)
     torch.testing.assert_close(ft.softmax(x, dim=np.int64(0)), torch.softmax(x, 0), rtol=1e-14, atol=0)
-    with pytest.raises(TypeError, match="dim: expected an int, got bool"):
+    with pytest.raises(TypeError, match="dim: expected an integer, got bool"):
         ft.softmax(x, dim=True)
     with pytest.raises(TypeError, match="w1: expected a torch.Tensor, got ndarray"):
         ft.monarch_multiply(torch.ones(2, 4), np.ones((2, 2, 2)), torch.ones(2, 2, 2))

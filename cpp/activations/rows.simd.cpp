@@ -857,8 +857,8 @@ PowerSums power_sums(const double* d, std::size_t size, double tau, const P& pow
 
 // alpha-entmax: p = (d - tau)_+^b, b = 1/(alpha-1), on d = (alpha-1)(z - max z); S(tau) = sum p
 // is decreasing with S(floor) >= 1 >= S(-n^(1-alpha)) (floor: a lower bound on the threshold, -1
-// or sparse_start's). Newton steps on g(tau) = S^(1/b) - 1 — the b-norm of (d - tau)_+ less 1:
-// convex and decreasing, so from below the steps stay below the root, and nearly linear where
+// or sparse_start's). Newton (for b >= 2 Halley, below) steps on g(tau) = S^(1/b) - 1 — the
+// b-norm of (d - tau)_+ less 1: convex and decreasing, so from below the steps stay below the root, and nearly linear where
 // a few entries dominate, where Newton on S - 1 shrinks the gap only by a factor (1 - 1/b) per
 // step (b = 10 at alpha = 1.1): tau += (S - S^(2-alpha)) / sum (d - tau)_+^(b-1). A step that
 // leaves the bracket is replaced by bisection; the iteration stops when a Newton step no longer

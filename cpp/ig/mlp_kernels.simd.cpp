@@ -239,13 +239,11 @@ inline float tanh_of(float z) {
 
 // erfc for GELU's Φ(z) = erfc(−z/√2)/2. double: the C library's (correctly rounded to ~1 ulp).
 // float: erfc(a) = exp(−a²)·t·Q(t), t = 1/(1 + a/2), Q a degree-8 polynomial fitted to
-// erfcx(a)/t on [0, 12] by tools/fit_erfcx.py (relative error 4.4e-8; 3.2e-7 evaluated in float32).
-// a² is formed exactly as hi + lo (Dekker's split: 12-bit halves multiply exactly; the build never
-// contracts to FMA) and exp(−a²) = exp(−hi)·(1 − lo), so the tail keeps its relative accuracy:
-// Abramowitz & Stegun 7.1.26 (absolute error 1.5e-7) was 5e-5 off at a = 2.1 and 1 % at a = 5.7
-// (gelu(−3), gelu(−8)); what remains in the tail is the rounding of a = −z/√2 itself (relative
-// error ~2a²·2^-24 of erfc: 4e-6 at z = −9). Branch-free, so the loop vectorises;
-// erfc(−a) = 2 − erfc(a).
+// erfcx(a)/t on [0, 12] by tools/fit_erfcx.py (relative error 4.4e-8; 3.2e-7 evaluated in float32),
+// with exp(−a²) from exp_minus_square, so the tail keeps its relative accuracy: Abramowitz &
+// Stegun 7.1.26 (absolute error 1.5e-7) was 5e-5 off at a = 2.1 and 1 % at a = 5.7 (gelu(−3),
+// gelu(−8)); what remains in the tail is the rounding of a = −z/√2 itself (relative error
+// ~2a²·2^-24 of erfc: 4e-6 at z = −9). Branch-free, so the loop vectorises; erfc(−a) = 2 − erfc(a).
 inline double erfc_of(double v) { return std::erfc(v); }
 // exp(−a²) with a² = hi + lo exact (Dekker's split: 12-bit halves multiply exactly; the build
 // never contracts to FMA): exp(−hi)·(1 − lo).
@@ -256,7 +254,7 @@ inline float exp_minus_square(float a) {
   const float lo = ((a_hi * a_hi - hi) + 2.0f * a_hi * a_lo) + a_lo * a_lo;
   return vmath::exp_f32(-hi) * (1.0f - lo);
 }
-// erfc(|v|) = exp(−a²)·t·Q(t) given e = exp(−a²), a = |v| (see above).
+// erfc(a) = exp(−a²)·t·Q(t) for a >= 0, given e = exp(−a²) (see above).
 inline float erfc_abs_from(float a, float e) {
   const float t = 1.0f / (1.0f + 0.5f * a);
   float q = -5.936396489e-02f;

@@ -23,13 +23,13 @@ silently treating the gradient as a constant; ``create_graph=True`` alone is fin
 from __future__ import annotations
 
 import functools
-import operator
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from . import _interop
+from ._checks import check_int
 
 __all__ = [
     "softmax", "log_softmax", "sparsemax", "entmax15", "entmax_bisect",
@@ -100,12 +100,7 @@ def _first_order_only(backward: Callable) -> Callable:
 
 
 def _axis(dim: int) -> int:
-    if isinstance(dim, (bool, np.bool_)):
-        raise TypeError("dim: expected an int, got bool")
-    try:
-        return operator.index(dim)  # int, NumPy integers
-    except TypeError:
-        raise TypeError(f"dim: expected an int, got {type(dim).__name__}") from None
+    return check_int(dim, "dim")  # int or NumPy integer, not bool; the range is the map's check
 
 
 def _constant(value: Any, name: str) -> float:
