@@ -11,6 +11,7 @@
 // entries the iterations need (notes/activations.md §6).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -710,6 +711,10 @@ void transpose(const T* src, std::int64_t rows, std::int64_t cols, std::int64_t 
 
 constexpr int kCandidateScratchSlot = 2;  // scratch<double> slots of sparse_row's candidates
 constexpr int kActiveScratchSlot = 3;     // and of the thresholds' surviving entries
+// scratch<double> and scratch<std::int32_t> slot of alpha-entmax's PowerStore (scratch<double>
+// slot 0 is otherwise the strips' softmax exps and alpha-entmax backward's weights, never live
+// during a sparse map's forward)
+constexpr int kPowerScratchSlot = 0;
 
 // Copies the entries of src above tau to dst in order (dst may be src) and returns their count.
 std::size_t keep_above(const double* src, std::size_t n, double tau, double* dst) {
@@ -717,6 +722,30 @@ std::size_t keep_above(const double* src, std::size_t n, double tau, double* dst
   for (std::size_t i = 0; i < n; ++i) {
     const double v = src[i];
     dst[count] = v;
+    count += v > tau ? 1 : 0;
+  }
+  return count;
+}
+
+// alpha-entmax's record of its last power pass, so the output needs no power of its own (the
+// output pass recomputed p = (d - tau)^b of every support entry: at alpha 1.1 on 4096 unit-
+// variance logits ~40 % of the powers, as every 16-block holds a support entry). index[k] is the
+// row position of the k-th entry of the list the iteration visits (the candidates, then the
+// survivors — compacted along with them), powers[k] its p in the last pass (0 outside).
+struct PowerStore {
+  std::int32_t* index;
+  double* powers;
+};
+
+// keep_above on src (into dst) and, with a store, the same compaction of its index and powers.
+std::size_t keep_above(const double* src, std::size_t n, double tau, double* dst, PowerStore* store) {
+  if (store == nullptr) return keep_above(src, n, tau, dst);
+  std::int32_t* index = store->index;
+  double* powers = store->powers;
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double v = src[i];
+    dst[count] = v, index[count] = index[i], powers[count] = powers[i];
     count += v > tau ? 1 : 0;
   }
   return count;
@@ -825,12 +854,17 @@ double entmax15_tau(double* d, std::size_t n, double tau0, double* active) {
 // u^(b-1) = u^b / u (Q1 = -S'/b; kOrder >= 1) and u^(b-2) (Q2 = S''/(b(b-1)); kOrder 2, where
 // the one division gives 1/u and both quotients are products) — in kLanes lanes combined by
 // lane_tree_sum (the file's order), branch-free.
+// With kStore, each entry's p (0 outside) also goes to powers[i], for the output (see PowerStore).
 struct PowerSums {
   double s, q1, q2;
 };
-template <int kOrder, class P>
-PowerSums power_sums(const double* d, std::size_t size, double tau, const P& power) {
+template <int kOrder, bool kStore = false, class P>
+PowerSums power_sums(const double* __restrict d, std::size_t size, double tau, const P& power,
+                     double* __restrict powers = nullptr) {
   double p_lanes[kLanes] = {}, q1_lanes[kLanes] = {}, q2_lanes[kLanes] = {};
+  // kStore: a block's p go to this local array first and are copied out after the block (a
+  // store through `powers` inside the lambda kept GCC from vectorising the lane loop)
+  alignas(64) double block_p[kLanes];
   auto visit = [&](int j, std::size_t i) {
     const double v = d[i];
     const bool in = v > tau;
@@ -839,6 +873,7 @@ PowerSums power_sums(const double* d, std::size_t size, double tau, const P& pow
     // which keeps GCC from vectorising the lane loop
     const double p = power(u);
     const double p_in = in ? p : 0.0;
+    if constexpr (kStore) block_p[j] = p_in;
     p_lanes[j] += p_in;
     if constexpr (kOrder == 1) q1_lanes[j] += p_in / u;
     if constexpr (kOrder == 2) {
@@ -848,9 +883,14 @@ PowerSums power_sums(const double* d, std::size_t size, double tau, const P& pow
     }
   };
   std::size_t i = 0;
-  for (; i + kLanes <= size; i += kLanes)
+  for (; i + kLanes <= size; i += kLanes) {
     for (int j = 0; j < kLanes; ++j) visit(j, i + j);
-  for (int j = 0; i < size; ++i, ++j) visit(j, i);
+    if constexpr (kStore) std::memcpy(powers + i, block_p, sizeof(block_p));
+  }
+  for (int j = 0; i < size; ++i, ++j) {
+    visit(j, i);
+    if constexpr (kStore) powers[i] = block_p[j];
+  }
   return {lane_tree_sum(p_lanes), kOrder >= 1 ? lane_tree_sum(q1_lanes) : 0.0,
           kOrder == 2 ? lane_tree_sum(q2_lanes) : 0.0};
 }
@@ -869,15 +909,19 @@ PowerSums power_sums(const double* d, std::size_t size, double tau, const P& pow
 // lower end never counts again: when the lower end rises, the survivors are copied (in order) to
 // `active` and only they are visited — the same sums in the same order, so the same bits.
 // Returns tau and, when the last pass was at that tau (not after an n_iter stop), its sum of p.
+// With a store (index[k] given for d[k]), the last pass's p are recorded too: when has_sum,
+// store->powers[0..stored) are p at tau of the entries store->index[0..stored) (every entry of
+// the support among them).
 struct BisectResult {
   double tau, sum_p;
   bool has_sum;
+  std::size_t stored;
 };
 BisectResult bisect_tau(const double* d, std::size_t n, double alpha, std::int64_t n_active,
-                        int n_iter, double floor, double* active) {
+                        int n_iter, double floor, double* active, PowerStore* store = nullptr) {
   const double inv_beta = 1.0 / (alpha - 1.0);
   double lo = floor, hi = -std::pow(static_cast<double>(n_active), 1.0 - alpha);
-  if (!(hi > lo)) return {lo, 0.0, false};
+  if (!(hi > lo)) return {lo, 0.0, false, 0};
   const int cap = n_iter > 0 ? n_iter : 200;
   return with_power<true>(inv_beta, [&](const auto& power) -> BisectResult {
     // kOrder 2 (b >= 2, alpha <= 1.5): Halley steps, which also need Q2 (bounded there: u^(b-2)
@@ -890,12 +934,14 @@ BisectResult bisect_tau(const double* d, std::size_t n, double alpha, std::int64
       const double* support = d;
       std::size_t size = n;
       for (int it = 0; it < cap; ++it) {
-        const PowerSums sums = power_sums<kOrder>(support, size, tau, power);
+        const PowerSums sums = store != nullptr
+                                   ? power_sums<kOrder, true>(support, size, tau, power, store->powers)
+                                   : power_sums<kOrder>(support, size, tau, power);
         const double sum_p = sums.s, f = sum_p - 1.0;
-        if (f == 0.0) return {tau, sum_p, true};
+        if (f == 0.0) return {tau, sum_p, true, size};
         if (f > 0) {
           lo = tau;
-          size = keep_above(support, size, lo, active);
+          size = keep_above(support, size, lo, active, store);  // drops only entries with p = 0
           support = active;
         } else {
           hi = tau;
@@ -922,13 +968,13 @@ BisectResult bisect_tau(const double* d, std::size_t n, double alpha, std::int64
         if (has_slope && next == tau &&
             (inv_beta >= 1.0 || std::fabs(f) <= 4.0 * std::numeric_limits<double>::epsilon() *
                                                      static_cast<double>(size)))
-          return {tau, sum_p, true};
+          return {tau, sum_p, true, size};
         if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
         if (next == tau || hi - lo <= 4 * std::numeric_limits<double>::epsilon() * std::fabs(tau))
-          return {tau, sum_p, true};
+          return {tau, sum_p, true, size};
         tau = next;
       }
-      return {tau, 0.0, false};
+      return {tau, 0.0, false, 0};
     };
     if (inv_beta >= 2.0) return iterate(std::integral_constant<int, 2>{});
     return iterate(std::integral_constant<int, 1>{});
@@ -1047,23 +1093,38 @@ T candidate_bound(double m, double floor, double factor) {
 
 struct Threshold {
   double tau, inv_total;  // inv_total: alpha-entmax's renormalisation (1 for the others)
+  // alpha-entmax with a store (see PowerStore) whose last pass was at tau: the entries
+  // store.index[0..stored) have p = store.powers[k] * inv_total, every other entry p = 0.
+  std::size_t stored = 0;
+  bool has_powers = false;
 };
 
 // The threshold from the candidates d[0..count) (reordered by the sorting fallbacks), all above
-// floor (a lower bound on the threshold).
+// floor (a lower bound on the threshold). store: alpha-entmax only, index[k] given for d[k].
 Threshold sparse_threshold(int map, double* d, std::size_t count, double floor, double alpha,
-                           double active_entries, int n_iter) {
+                           double active_entries, int n_iter, PowerStore* store = nullptr) {
   double* active = scratch<double>(kActiveScratchSlot, count);
   if (map == kSparsemax) return {sparsemax_tau(d, count, floor, active), 1.0};
   if (map == kEntmax15) return {entmax15_tau(d, count, floor, active), 1.0};
   const BisectResult th = bisect_tau(d, count, alpha, static_cast<std::int64_t>(active_entries),
-                                     n_iter, floor, active);
+                                     n_iter, floor, active, store);
   const double tau = th.tau;
   // sum p at tau: the iteration's last sums when they were taken there, else one more pass
   auto sum_at_tau = [&](const auto& power) { return power_sums<0>(d, count, tau, power).s; };
   const double total = th.has_sum ? th.sum_p : with_power<true>(1.0 / (alpha - 1.0), sum_at_tau);
   // Renormalise so the row sums to 1 even when the iteration stopped early (as entmax does).
-  return {tau, total > 0 ? 1.0 / total : 0.0};
+  return {tau, total > 0 ? 1.0 / total : 0.0, th.stored, store != nullptr && th.has_sum};
+}
+
+// The output of a Threshold with stored powers: out[index[k]] = p, the same bits as
+// sparse_p's (p_in = power(d - tau) for d > tau, else 0, times inv_total, rounded to T), for
+// k < th.stored; the caller has written zeros everywhere else.
+template <class T>
+void scatter_stored_powers(const PowerStore& store, const Threshold& th, T* out) {
+  for (std::size_t k = 0; k < th.stored; ++k) {
+    const double p = store.powers[k];
+    out[store.index[k]] = static_cast<T>(p > 0 ? p * th.inv_total : 0.0);
+  }
 }
 
 // p from d: (d - tau)_+ (sparsemax), (d - tau)_+^2 (1.5-entmax), power((d - tau)_+) / total
@@ -1178,11 +1239,16 @@ void sparse_row(int map, const T* __restrict x, const std::uint8_t* __restrict m
   // entries that pass are tested exactly in double, with a branch-free compaction (every value
   // tested is written, the count advances only for candidates).
   double* d = scratch<double>(kCandidateScratchSlot, static_cast<std::size_t>(n));
+  // alpha-entmax records its candidates' positions (and later powers), see PowerStore
+  const bool store_powers = map == kBisect && n <= std::numeric_limits<std::int32_t>::max();
+  PowerStore store{store_powers ? scratch<std::int32_t>(kPowerScratchSlot, static_cast<std::size_t>(n)) : nullptr,
+                   store_powers ? scratch<double>(kPowerScratchSlot, static_cast<std::size_t>(n)) : nullptr};
   std::size_t count = 0;
   const T sign_t = static_cast<T>(candidate_sign(factor)), bound_t = candidate_bound<T>(m, start.floor, factor);
   auto take = [&](std::int64_t i) {
     const double v = d_of(i);
     d[count] = v;
+    if (store_powers) store.index[count] = static_cast<std::int32_t>(i);
     count += v > start.floor ? 1 : 0;
   };
   std::int64_t b = 0;
@@ -1192,8 +1258,15 @@ void sparse_row(int map, const T* __restrict x, const std::uint8_t* __restrict m
   for (; b < n; ++b) take(b);
 
   // The threshold, then pass 3: the output.
-  const Threshold th = sparse_threshold(map, d, count, start.floor, alpha, active_entries, n_iter);
+  const Threshold th = sparse_threshold(map, d, count, start.floor, alpha, active_entries, n_iter,
+                                        store_powers ? &store : nullptr);
   T* out = stream_output ? scratch<T>(kStreamScratchSlot, static_cast<std::size_t>(n)) : y;
+  if (th.has_powers) {
+    fill(out, n, T(0));
+    scatter_stored_powers(store, th, out);
+    if (stream_output) store_streaming(y, out, n, T(1), false);
+    return;
+  }
   with_sparse_map(map, [&](auto map_constant) {
     constexpr int kMap = decltype(map_constant)::value;
     with_output_power<kMap>(alpha, [&](const auto& power) {
@@ -1300,8 +1373,12 @@ void sparse_strip(int map, const T* __restrict x, const std::uint8_t* __restrict
     count[j] = 0;
     tau[j] = 0.0, inv_total[j] = 0.0;
   }
-  // Pass 2: candidates, rows in order (so each column's list is in sparse_row's order).
+  // Pass 2: candidates, rows in order (so each column's list is in sparse_row's order), and for
+  // alpha-entmax their rows (a PowerStore per column: column j's lists start at j * n).
   double* candidates = scratch<double>(kCandidateScratchSlot, static_cast<std::size_t>(n * kW));
+  const bool store_powers = map == kBisect;  // n * kW fits the scratch limit, so an int32 index
+  std::int32_t* rows = store_powers ? scratch<std::int32_t>(kPowerScratchSlot, static_cast<std::size_t>(n * kW)) : nullptr;
+  double* powers = store_powers ? scratch<double>(kPowerScratchSlot, static_cast<std::size_t>(n * kW)) : nullptr;
   const T sign_t = static_cast<T>(candidate_sign(factor));
   for (std::int64_t i = 0; i < n; ++i) {
     const T* xr = x + i * inner;
@@ -1311,14 +1388,47 @@ void sparse_strip(int map, const T* __restrict x, const std::uint8_t* __restrict
       const int j = __builtin_ctzll(bits);
       const double v = keep(mr, j) ? static_cast<double>(xr[j]) * factor - m[j] : -inf;
       candidates[j * n + static_cast<std::int64_t>(count[j])] = v;
+      if (store_powers) rows[j * n + static_cast<std::int64_t>(count[j])] = static_cast<std::int32_t>(i);
       count[j] += v > floor[j] ? 1 : 0;
     }
   }
+  std::size_t stored[kW] = {};
+  bool all_stored = store_powers;
   for (int j = 0; j < width; ++j) {
     if (special[j]) continue;
+    PowerStore store{rows + j * n, powers + j * n};
     const Threshold th = sparse_threshold(map, candidates + j * n, count[j], floor[j], alpha,
-                                          static_cast<double>(counts.finite[j]), n_iter);
+                                          static_cast<double>(counts.finite[j]), n_iter,
+                                          store_powers ? &store : nullptr);
     tau[j] = th.tau, inv_total[j] = th.inv_total;
+    stored[j] = th.stored;
+    all_stored = all_stored && th.has_powers;
+  }
+  if (all_stored) {
+    // Pass 3 from the stored powers (as scatter_stored_powers), kTileRows rows at a time: each
+    // column's stored entries of those rows (its lists are in row order; column j's next one is
+    // next[j]) are scattered into a zeroed tile in L1, whose rows are then copied to y. (Merging
+    // the lists row by row, a compare per entry and column, was slower than the powers it saves.)
+    constexpr std::int64_t kTileRows = 64;
+    alignas(64) T tile[kTileRows * kW];
+    std::size_t next[kW] = {};
+    for (std::int64_t r0 = 0; r0 < n; r0 += kTileRows) {
+      const std::int64_t rows_here = std::min(kTileRows, n - r0);
+      std::fill(tile, tile + rows_here * kW, T(0));
+      for (int j = 0; j < width; ++j) {
+        const std::int32_t* rows_j = rows + j * n;
+        const double* powers_j = powers + j * n;
+        std::size_t k = next[j];
+        for (; k < stored[j] && rows_j[k] < r0 + rows_here; ++k) {
+          const double p = powers_j[k];
+          tile[(rows_j[k] - r0) * kW + j] = static_cast<T>(p > 0 ? p * inv_total[j] : 0.0);
+        }
+        next[j] = k;
+      }
+      for (std::int64_t r = 0; r < rows_here; ++r)
+        std::memcpy(y + (r0 + r) * inner, tile + r * kW, static_cast<std::size_t>(width) * sizeof(T));
+    }
+    return fill_special_columns(y, n, inner, width, special, fill_value);
   }
   // Pass 3: the output (special columns compute harmless values here and are overwritten).
   with_sparse_map(map, [&](auto map_constant) {
