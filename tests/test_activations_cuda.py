@@ -138,6 +138,29 @@ def test_masks_nan_rows_and_scale(rng, dtype_name):
         np.testing.assert_allclose(got, want, atol=1e-6)
 
 
+@pytest.mark.parametrize("alpha", [1.05, 1.3, 1.7, 2.5])
+@pytest.mark.parametrize("shape, axis", [((9, 200), -1), ((5, 3000), -1), ((300, 7), 0), ((6, 2**18), 0)])
+def test_entmax_bisect_on_every_schedule(rng, alpha, shape, axis):
+    """alpha-entmax's threshold iteration (Halley steps for alpha <= 1.5, Newton up to 2, the
+    alpha > 2 vanishing-step test) on every schedule: a warp per short row (200 float64 = 1.6 KiB),
+    a block per long row, a warp per column, a thread per column (2**18 columns). float64 against
+    the CPU kernels (which match the reference to 1e-12; the reference itself is a Python loop per
+    column) to 1e-11. The bisection safeguard would hide a broken step from that comparison, so
+    for alpha <= 2 a budget of 40 steps must give the converged bits: Newton/Halley converge in
+    far fewer, bisection alone would still be ~2^-40 off."""
+    cp = cupy()
+    x_host = rng.standard_normal(shape) * 3
+    x = cp.asarray(x_host)
+    got = A.entmax_bisect(x, alpha, axis=axis, out=poisoned_like(x))
+    want = A.entmax_bisect(x_host, alpha, axis=axis)
+    np.testing.assert_allclose(cp.asnumpy(got), want, atol=1e-11, rtol=1e-11)
+    if alpha <= 2:
+        assert cp.array_equal(A.entmax_bisect(x, alpha, axis=axis, n_iter=40), got)
+    got32 = A.entmax_bisect(x.astype(cp.float32), alpha, axis=axis)
+    np.testing.assert_allclose(cp.asnumpy(got32), A.entmax_bisect(x_host.astype(np.float32), alpha, axis=axis),
+                               atol=TOL["float32"])
+
+
 @pytest.mark.parametrize("dtype_name", ["float64", "float32", "bfloat16"])
 @pytest.mark.parametrize("shape, axis", [((40, 37), -1), ((40, 37), 0), ((2, 30001), -1)])
 def test_backward_matches_reference(rng, dtype_name, shape, axis):

@@ -149,7 +149,10 @@ __device__ double bisect_tau(const D& d, std::int64_t n, double alpha, double ac
   if (!(hi > lo)) return lo;
   double tau = lo;
   const int cap = n_iter > 0 ? n_iter : 200;
+  const bool concave = inv_beta < 1.0;  // alpha > 2
   for (int it = 0; it < cap; ++it) {
+    // q2: Halley's Q2 for b >= 2; otherwise the number of entries above tau (one accumulator for
+    // both: a separate counter made the warp kernel spill)
     double sum_p = 0.0, q1 = 0.0, q2 = 0.0;
     for (std::int64_t i = red.first(); i < n; i += red.step()) {
       const double u = d(i) - tau;
@@ -157,12 +160,12 @@ __device__ double bisect_tau(const D& d, std::int64_t n, double alpha, double ac
         const double p = pow(u, inv_beta), inv_u = 1.0 / u;
         sum_p += p;
         q1 += p * inv_u;
-        q2 += p * inv_u * inv_u;
+        q2 += halley ? p * inv_u * inv_u : 1.0;
       }
     }
     sum_p = red.sum(sum_p);
     q1 = red.sum(q1);
-    if (halley) q2 = red.sum(q2);  // uniform across the block: every thread takes the branch
+    if (halley || concave) q2 = red.sum(q2);  // uniform across the block: every thread takes the branch
     const double f = sum_p - 1.0;
     if (f == 0.0) return tau;
     if (f > 0) lo = tau; else hi = tau;
@@ -179,7 +182,9 @@ __device__ double bisect_tau(const D& d, std::int64_t n, double alpha, double ac
     }
     // converged for b >= 1; for b < 1 an entry just inside the support can make the step vanish
     // far from the root (rows.simd.cpp's bisect_tau): accepted only when S is 1 to rounding
-    if (has_slope && next == tau && (inv_beta >= 1.0 || fabs(f) <= 4.0 * 2.220446049250313e-16 * n)) break;
+    // (the tolerance scales with the entries above tau, q2 here: the CPU's list of survivors, or
+    // fewer after a pass with S < 1, which is then only stricter)
+    if (has_slope && next == tau && (!concave || fabs(f) <= 4.0 * 2.220446049250313e-16 * q2)) break;
     if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
     if (next == tau || hi - lo <= 4 * 2.220446049250313e-16 * fabs(tau)) break;
     tau = next;
@@ -277,9 +282,14 @@ __device__ void sparse_row(const RowView<T>& row, int map, double scale, double 
   }
 }
 
-template <class T, class R>
+// kSparse = false: kernels for softmax and log-softmax alone, so their register count is their
+// own (in the kernel shared with the sparse maps, whose threshold iterations take ~80 registers a
+// thread in the column kernels, softmax's resident warps per SM were cut by a quarter).
+// kSparse = true keeps the shared kernel as it was: the sparse maps alone compiled to 95
+// registers in the warp kernel (ptxas, sm_90), 2 blocks an SM instead of 3.
+template <bool kSparse, class T, class R>
 __device__ void forward_row(const RowView<T>& row, const ForwardParams& p, const R& red) {
-  if (p.map == kSoftmax || p.map == kLogSoftmax)
+  if (!kSparse || p.map == kSoftmax || p.map == kLogSoftmax)
     softmax_row(row, static_cast<acc_t<T>>(p.scale), p.map == kLogSoftmax, red);
   else
     sparse_row(row, p.map, p.scale, p.alpha, p.n_iter, red);
@@ -332,7 +342,7 @@ __device__ __forceinline__ unsigned char* row_cache() {
   return row_cache_bytes;
 }
 
-template <class T>
+template <class T, bool kSparse>
 __global__ void __launch_bounds__(kMaxRowThreads) forward_rows_kernel(ForwardParams p) {
   __shared__ double scratch_d[32];
   __shared__ float scratch_f[32];
@@ -341,12 +351,12 @@ __global__ void __launch_bounds__(kMaxRowThreads) forward_rows_kernel(ForwardPar
   T* y = static_cast<T*>(p.y);
   for (std::int64_t r = blockIdx.x; r < p.outer; r += gridDim.x) {
     const RowView<T> row{x + r * p.n, p.mask ? p.mask + r * p.n : nullptr, y + r * p.n, p.n, 1};
-    forward_row(row, p, red);
+    forward_row<kSparse>(row, p, red);
   }
 }
 
 // As forward_rows_kernel, the row read once into shared memory (n * sizeof(T) bytes).
-template <class T>
+template <class T, bool kSparse>
 __global__ void __launch_bounds__(kMaxRowThreads) forward_rows_cached_kernel(ForwardParams p) {
   __shared__ double scratch_d[32];
   __shared__ float scratch_f[32];
@@ -358,14 +368,14 @@ __global__ void __launch_bounds__(kMaxRowThreads) forward_rows_cached_kernel(For
     copy_row_to_shared(x + r * p.n, cached, p.n);
     __syncthreads();
     const RowView<T> row{cached, p.mask ? p.mask + r * p.n : nullptr, y + r * p.n, p.n, 1};
-    forward_row(row, p, red);
+    forward_row<kSparse>(row, p, red);
     __syncthreads();  // every pass has read the copy before the next row overwrites it
   }
 }
 
 // Columns: a thread (ThreadReducer) or a warp (WarpReducer) per (outer, inner) column; with
 // inner == 1 the columns are the rows (a warp per short row).
-template <class T, class Reducer>
+template <class T, bool kSparse, class Reducer>
 __global__ void __launch_bounds__(kColumnThreads) forward_columns_kernel(ForwardParams p) {
   constexpr bool kPerWarp = std::is_same<Reducer, WarpReducer>::value;
   const Reducer red{};
@@ -380,7 +390,7 @@ __global__ void __launch_bounds__(kColumnThreads) forward_columns_kernel(Forward
     const std::int64_t o = t / p.inner, c = t % p.inner;
     const std::int64_t base = o * p.n * p.inner + c;
     const RowView<T> row{x + base, p.mask ? p.mask + base : nullptr, y + base, p.n, p.inner};
-    forward_row(row, p, red);
+    forward_row<kSparse>(row, p, red);
   }
 }
 
@@ -528,14 +538,20 @@ void launch_schedule(void (*const kernels[4])(Params), const char* const names[4
          dim3(kColumnThreads), 0, stream, p);
 }
 
-template <class T>
-void forward_typed(const ForwardParams& p, cudaStream_t stream) {
+template <class T, bool kSparse>
+void forward_family(const ForwardParams& p, cudaStream_t stream) {
   static const char* const names[4] = {"activations_forward_rows_cached", "activations_forward_rows",
                                        "activations_forward_warp_per_line", "activations_forward_columns"};
-  void (*const kernels[4])(ForwardParams) = {forward_rows_cached_kernel<T>, forward_rows_kernel<T>,
-                                             forward_columns_kernel<T, WarpReducer>,
-                                             forward_columns_kernel<T, ThreadReducer>};
+  void (*const kernels[4])(ForwardParams) = {forward_rows_cached_kernel<T, kSparse>, forward_rows_kernel<T, kSparse>,
+                                             forward_columns_kernel<T, kSparse, WarpReducer>,
+                                             forward_columns_kernel<T, kSparse, ThreadReducer>};
   launch_schedule(kernels, names, static_cast<std::size_t>(p.n) * sizeof(T), sizeof(T), p, stream);
+}
+
+template <class T>
+void forward_typed(const ForwardParams& p, cudaStream_t stream) {
+  if (p.map == kSoftmax || p.map == kLogSoftmax) return forward_family<T, false>(p, stream);
+  forward_family<T, true>(p, stream);
 }
 
 template <class T>

@@ -1,7 +1,9 @@
 #include "cuda/common/device.hpp"
 
+#include <map>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "cuda/common/check.hpp"
@@ -61,6 +63,22 @@ const DeviceInfo& device_info(int device) {
     slot = std::move(info);
   }
   return *slot;
+}
+
+cudaFuncAttributes cached_kernel_attributes(const void* kernel, const char* name) {
+  static std::mutex mutex;
+  static std::map<std::pair<const void*, int>, cudaFuncAttributes> cache;
+  const std::pair<const void*, int> key{kernel, current_device()};
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto found = cache.find(key);
+    if (found != cache.end()) return found->second;
+  }
+  cudaFuncAttributes attributes{};
+  check(cudaFuncGetAttributes(&attributes, kernel), name, __FILE__, __LINE__);
+  std::lock_guard<std::mutex> lock(mutex);
+  cache.emplace(key, attributes);  // a racing thread's equal entry may already be there
+  return attributes;
 }
 
 int runtime_version() {

@@ -41,5 +41,10 @@ inline cudaStream_t stream_from_handle(std::uintptr_t handle) {
 
 int driver_version();  // 0 when no driver is installed
 
+// cudaFuncGetAttributes of `kernel` (a __global__ function's address) on the current device,
+// cached per (kernel, device) after the first query: the launchers ask before every large launch,
+// and the query costs microseconds. `name` names the kernel in a CudaError.
+cudaFuncAttributes cached_kernel_attributes(const void* kernel, const char* name);
+
 }  // namespace cuda
 }  // namespace fastcore

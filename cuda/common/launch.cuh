@@ -33,12 +33,10 @@ inline unsigned grid_stride_blocks(std::int64_t work_blocks) {
 }
 
 // The kernel's compiled limits: maxThreadsPerBlock (its __launch_bounds__ and register count)
-// and sharedSizeBytes (its static shared memory).
+// and sharedSizeBytes (its static shared memory); cached (device.hpp).
 template <class... KernelArgs>
 cudaFuncAttributes kernel_attributes(const char* name, void (*kernel)(KernelArgs...)) {
-  cudaFuncAttributes attributes{};
-  check(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(kernel)), name, __FILE__, __LINE__);
-  return attributes;
+  return cached_kernel_attributes(reinterpret_cast<const void*>(kernel), name);
 }
 
 // The most dynamic shared memory a kernel with these attributes can be launched with on `dev`:

@@ -306,9 +306,12 @@ def _loss_cupy(code, x, target, axis, loss, grad):
     cp.put_along_axis(onehot, t, 1, axis=axis)
     loss[...] = cp.squeeze(value, axis=axis).astype(x.dtype)
     g = p - onehot
-    # p_t - 1 as -(the sum of the other p): no cancellation for a confident row (as the CPU's)
-    others = cp.sum(cp.where(onehot > 0, 0, p), axis=axis, keepdims=True)
-    cp.put_along_axis(g, t, -others, axis=axis)
+    # p_t - 1 as -(the sum of the other p, in float64) where p_t > 1/2: no cancellation for a
+    # confident row; elsewhere p_t - 1 is exact enough and a float32 sum of n others would not be
+    # (as the CPU's)
+    others = cp.sum(cp.where(onehot > 0, 0, p), axis=axis, keepdims=True, dtype=cp.float64)
+    p_t = cp.take_along_axis(p, t, axis=axis)
+    cp.put_along_axis(g, t, cp.where(p_t > 0.5, -others, p_t - 1).astype(g.dtype), axis=axis)
     grad[...] = g.astype(x.dtype)
     return loss, grad
 
