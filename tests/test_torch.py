@@ -331,3 +331,45 @@ def test_kernel_backward_propagates_non_finite_upstream_gradients(rng):
     k = ft.kernel_diag(Lam, B, C, 0.1, 8)
     k.backward(torch.full_like(k, float("inf")))
     assert not torch.isfinite(torch.view_as_real(Lam.grad)).all()
+
+
+# --- found in review: the adapters against the NumPy API -----------------------------------------
+
+def test_fftconv_takes_every_d_the_numpy_api_takes(rng):
+    """D as in fastcore.s4.fftconv: a Python float (a constant, cast to u's dtype) was refused with
+    TypeError; a 0-d tensor is broadcast to the channels and gets a 0-d gradient."""
+    u = torch.from_numpy(rng.standard_normal((2, 3, 9))).requires_grad_(True)
+    K = torch.from_numpy(rng.standard_normal((3, 9))).requires_grad_(True)
+    un, Kn = u.detach().numpy(), K.detach().numpy()
+    for D in (0.7, 2, np.float32(0.7), np.float64(-1.5)):
+        y = ft.fftconv(u, K, D)
+        np.testing.assert_allclose(y.detach().numpy(), fastcore.s4.fftconv(un, Kn, D), rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda a, b: ft.fftconv(a, b, 0.7), (u, K), eps=1e-6, atol=1e-6)
+    d0 = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(ft.fftconv, (u, K, d0), eps=1e-6, atol=1e-6)
+    ft.fftconv(u, K, d0).sum().backward()
+    assert d0.grad.shape == ()
+    np.testing.assert_allclose(d0.grad.item(), un.sum(), rtol=1e-12)
+    dH = torch.full((3,), 0.7, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(ft.fftconv(u, K, d0), ft.fftconv(u, K, dH), rtol=0, atol=0)
+    assert torch.autograd.gradcheck(ft.fftconv, (u, K, dH), eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(lambda a, b: ft.fftconv(a, b, None), (u, K), eps=1e-6, atol=1e-6)
+    u32 = torch.from_numpy(rng.standard_normal((1, 3, 5)).astype(np.float32))
+    assert ft.fftconv(u32, K.detach().float(), 0.5).dtype == torch.float32  # a number takes u's dtype
+    for bad, err, match in ((True, TypeError, "D: expected a real number, got bool"),
+                            (1 + 2j, TypeError, "D: expected a torch.Tensor, a real number or None, got complex"),
+                            ("0.5", TypeError, "D: expected a torch.Tensor, a real number or None, got str"),
+                            (np.ones(3), TypeError, "D: expected a torch.Tensor, a real number or None, got ndarray"),
+                            (float("nan"), ValueError, "D: expected a finite number, got nan")):
+        with pytest.raises(err, match=match):
+            ft.fftconv(u, K, bad)
+
+
+def test_fftconv_bidirectional_must_be_a_bool(rng):
+    """bool(bidirectional) in the adapter turned "no" into True (the NumPy API refuses it)."""
+    u = torch.from_numpy(rng.standard_normal((1, 2, 6)))
+    K2 = torch.from_numpy(rng.standard_normal((2, 2, 6)))
+    with pytest.raises(TypeError, match="bidirectional: expected a bool, got str"):
+        ft.fftconv(u, K2, bidirectional="no")
+    torch.testing.assert_close(ft.fftconv(u, K2, bidirectional=np.bool_(True)),
+                               torch.from_numpy(fastcore.s4.fftconv(u.numpy(), K2.numpy(), bidirectional=True)))

@@ -23,13 +23,14 @@ silently treating the gradient as a constant; ``create_graph=True`` alone is fin
 from __future__ import annotations
 
 import functools
+import numbers
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from . import _interop
-from ._checks import check_int
+from ._checks import check_int, check_scalar
 
 __all__ = [
     "softmax", "log_softmax", "sparsemax", "entmax15", "entmax_bisect",
@@ -336,16 +337,17 @@ def vandermonde(v: torch.Tensor, x: torch.Tensor, L: int, *, conj: bool = True) 
     return _Vandermonde.apply(v, x, int(L), bool(conj))
 
 
-def _save_with_dt(ctx, tensors, dt):
-    """save_for_backward of the tensor inputs and of dt when it is a tensor (a number is kept on
-    ctx): saved tensors get autograd's in-place-modification check and no reference cycle."""
-    ctx.dt_number = None if isinstance(dt, torch.Tensor) else dt
-    ctx.save_for_backward(*tensors, dt if ctx.dt_number is None else None)
+def _save_with_number(ctx, tensors, value):
+    """save_for_backward of the tensor inputs and of ``value`` (dt, D) when it is a tensor or None
+    (a number is kept on ctx): saved tensors get autograd's in-place-modification check and no
+    reference cycle."""
+    ctx.number = None if value is None or isinstance(value, torch.Tensor) else value
+    ctx.save_for_backward(*tensors, value if ctx.number is None else None)
 
 
-def _saved_with_dt(ctx):
-    *tensors, dt = ctx.saved_tensors
-    return tensors, (dt if ctx.dt_number is None else ctx.dt_number)
+def _saved_with_number(ctx):
+    *tensors, value = ctx.saved_tensors
+    return tensors, (value if ctx.number is None else ctx.number)
 
 
 def _dt_arg(dt):
@@ -367,7 +369,7 @@ class _KernelDiag(torch.autograd.Function):
     def forward(ctx, Lambda, B, C, dt, L, method):
         from . import s4
 
-        _save_with_dt(ctx, (Lambda, B, C), dt)
+        _save_with_number(ctx, (Lambda, B, C), dt)
         ctx.method = method
         return _tensor(s4.kernel_diag(_native(Lambda, "Lambda"), _native(B, "B"), _native(C, "C"),
                                       _dt_arg(dt), L, method))
@@ -377,7 +379,7 @@ class _KernelDiag(torch.autograd.Function):
     def backward(ctx, grad):
         from . import s4
 
-        (Lambda, B, C), dt = _saved_with_dt(ctx)
+        (Lambda, B, C), dt = _saved_with_number(ctx)
         dl, dB, dC, ddt = s4.kernel_diag_backward(_native(Lambda, "Lambda"), _native(B, "B"), _native(C, "C"),
                                                   _dt_arg(dt), _native(grad.contiguous(), "grad"), ctx.method)
         return _tensor(dl), _tensor(dB), _tensor(dC), _dt_grad(ctx, 3, dt, ddt), None, None
@@ -395,7 +397,7 @@ class _KernelDplr(torch.autograd.Function):
     def forward(ctx, Lambda, P, B, Ct, dt, L):
         from . import s4
 
-        _save_with_dt(ctx, (Lambda, P, B, Ct), dt)
+        _save_with_number(ctx, (Lambda, P, B, Ct), dt)
         return _tensor(s4.kernel_dplr(_native(Lambda, "Lambda"), _native(P, "P"), _native(B, "B"),
                                       _native(Ct, "Ct"), _dt_arg(dt), L))
 
@@ -404,7 +406,7 @@ class _KernelDplr(torch.autograd.Function):
     def backward(ctx, grad):
         from . import s4
 
-        (Lambda, P, B, Ct), dt = _saved_with_dt(ctx)
+        (Lambda, P, B, Ct), dt = _saved_with_number(ctx)
         dl, dP, dB, dCt, ddt = s4.kernel_dplr_backward(
             _native(Lambda, "Lambda"), _native(P, "P"), _native(B, "B"), _native(Ct, "Ct"), _dt_arg(dt),
             _native(grad.contiguous(), "grad"))
@@ -423,10 +425,9 @@ class _FFTConv(torch.autograd.Function):
     def forward(ctx, u, K, D, bidirectional):
         from . import s4
 
-        ctx.save_for_backward(u, K, D)
+        _save_with_number(ctx, (u, K), D)  # D: an (H,) tensor, a number (a constant) or None
         ctx.bidirectional = bidirectional
-        y = s4.fftconv(_native(u, "u"), _native(K, "K"), _native(D, "D"),
-                       bidirectional=bidirectional)
+        y = s4.fftconv(_native(u, "u"), _native(K, "K"), _d_arg(D), bidirectional=bidirectional)
         return _tensor(y)
 
     @staticmethod
@@ -434,17 +435,34 @@ class _FFTConv(torch.autograd.Function):
     def backward(ctx, dy):
         from . import s4
 
-        u, K, D = ctx.saved_tensors
-        du, dK, dD = s4.fftconv_backward(_native(u, "u"), _native(K, "K"), _native(D, "D"),
+        (u, K), D = _saved_with_number(ctx)
+        du, dK, dD = s4.fftconv_backward(_native(u, "u"), _native(K, "K"), _d_arg(D),
                                          _native(dy.contiguous(), "dy"),
                                          bidirectional=ctx.bidirectional)
-        return _tensor(du), _tensor(dK), (None if D is None else _tensor(dD)), None
+        dD = _tensor(dD) if isinstance(D, torch.Tensor) else None  # a number is a constant
+        return _tensor(du), _tensor(dK), dD, None
 
 
-def fftconv(u: torch.Tensor, K: torch.Tensor, D: torch.Tensor | None = None, *,
+def _d_arg(D):
+    """D for fastcore.s4.fftconv: a native view of a tensor; a number or None as it is."""
+    return _native(D, "D") if isinstance(D, torch.Tensor) else D
+
+
+def fftconv(u: torch.Tensor, K: torch.Tensor, D: torch.Tensor | float | None = None, *,
             bidirectional: bool = False) -> torch.Tensor:
-    """Differentiable :func:`fastcore.s4.fftconv`: y = u ∗ K + D·u along the last axis."""
-    return _FFTConv.apply(u, K, D, bool(bidirectional))
+    """Differentiable :func:`fastcore.s4.fftconv`: y = u ∗ K + D·u along the last axis.
+
+    D, as in the NumPy API: None, an (H,) tensor, or one number for every channel — a Python
+    (or NumPy) real number is a constant (no gradient; cast to u's dtype), a 0-d tensor is
+    broadcast to the H channels and gets a 0-d gradient."""
+    if isinstance(D, torch.Tensor):
+        if D.dim() == 0 and isinstance(u, torch.Tensor) and u.dim() == 3:
+            D = D.expand(u.shape[1])  # autograd sums the (H,) gradient back to 0-d
+    elif D is not None:
+        if not isinstance(D, (numbers.Real, np.generic)):
+            raise TypeError(f"D: expected a torch.Tensor, a real number or None, got {type(D).__name__}")
+        D = check_scalar(D, "D")  # the NumPy API's check (bool, complex, NaN and Inf refused)
+    return _FFTConv.apply(u, K, D, bidirectional)  # fastcore.s4 checks bidirectional is a bool
 
 
 # --- Tiger ---------------------------------------------------------------------------------------
