@@ -373,3 +373,20 @@ def test_fftconv_bidirectional_must_be_a_bool(rng):
         ft.fftconv(u, K2, bidirectional="no")
     torch.testing.assert_close(ft.fftconv(u, K2, bidirectional=np.bool_(True)),
                                torch.from_numpy(fastcore.s4.fftconv(u.numpy(), K2.numpy(), bidirectional=True)))
+
+
+def test_lengths_and_methods_are_checked_not_coerced(rng):
+    """int(L) truncated 9.7 to 9 and str(method) accepted anything stringable, where the NumPy API
+    raises; they now reach fastcore.s4's checks unconverted."""
+    v = torch.from_numpy(rng.standard_normal((2, 3)) + 1j * rng.standard_normal((2, 3)))
+    x = torch.from_numpy(-rng.random((2, 3)) * 0.1 + 1j * rng.standard_normal((2, 3)))
+    Lam = torch.from_numpy(-0.5 + 1j * np.arange(1.0, 4.0) * np.ones((2, 1)))
+    B = torch.ones(2, 3, dtype=torch.complex128)
+    for call in (lambda L: ft.vandermonde(v, x, L), lambda L: ft.kernel_diag(Lam, B, B, 0.1, L),
+                 lambda L: ft.kernel_dplr(Lam, None, B, B, 0.1, L)):
+        for L in (9.7, "8", True):
+            with pytest.raises(TypeError, match="L: expected an integer"):
+                call(L)
+        assert call(np.int64(8)).shape[-1] == 8
+    with pytest.raises(TypeError, match="method: expected a string"):
+        ft.kernel_diag(Lam, B, B, 0.1, 8, method=None)

@@ -334,7 +334,7 @@ class _Vandermonde(torch.autograd.Function):
 
 def vandermonde(v: torch.Tensor, x: torch.Tensor, L: int, *, conj: bool = True) -> torch.Tensor:
     """Differentiable :func:`fastcore.s4.vandermonde` in v and x (CPU and CUDA tensors)."""
-    return _Vandermonde.apply(v, x, int(L), bool(conj))
+    return _Vandermonde.apply(v, x, L, bool(conj))  # fastcore.s4 checks L
 
 
 def _save_with_number(ctx, tensors, value):
@@ -389,7 +389,7 @@ def kernel_diag(Lambda, B, C, dt, L: int, method: str = "zoh") -> torch.Tensor:
     """Differentiable :func:`fastcore.s4.kernel_diag` (the S4D kernel) in Lambda, B, C and dt (a
     tensor dt gets a gradient; a Python float is a constant). Complex gradients follow PyTorch's
     convention; the backward is :func:`fastcore.s4.kernel_diag_backward`."""
-    return _KernelDiag.apply(Lambda, B, C, dt, int(L), str(method))
+    return _KernelDiag.apply(Lambda, B, C, dt, L, method)  # L, method: checked by fastcore.s4
 
 
 class _KernelDplr(torch.autograd.Function):
@@ -417,7 +417,7 @@ def kernel_dplr(Lambda, P, B, Ct, dt, L: int) -> torch.Tensor:
     """Differentiable :func:`fastcore.s4.kernel_dplr` (the S4 kernel) in Lambda, P, B, Ct and dt (a
     tensor dt gets a gradient; a Python float is a constant). Complex gradients follow PyTorch's
     convention; the backward is :func:`fastcore.s4.kernel_dplr_backward`."""
-    return _KernelDplr.apply(Lambda, P, B, Ct, dt, int(L))
+    return _KernelDplr.apply(Lambda, P, B, Ct, dt, L)  # L: checked by fastcore.s4
 
 
 class _FFTConv(torch.autograd.Function):
