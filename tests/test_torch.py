@@ -390,3 +390,124 @@ def test_lengths_and_methods_are_checked_not_coerced(rng):
         assert call(np.int64(8)).shape[-1] == 8
     with pytest.raises(TypeError, match="method: expected a string"):
         ft.kernel_diag(Lam, B, B, 0.1, 8, method=None)
+
+
+def _unsupported_tensors(t):
+    """(kind, tensor) pairs torch builds without special hardware that DLPack cannot export or
+    fastcore cannot run on: the meta device, sparse/MKL-DNN layouts, nested and quantized tensors."""
+    import warnings
+
+    with warnings.catch_warnings():  # quantized / nested / sparse CSR: prototype or deprecated APIs
+        warnings.simplefilter("ignore")
+        kinds = [("meta", t.to("meta")), ("sparse_coo", t.to_sparse())]
+        if t.dim() == 2:
+            kinds.append(("sparse_csr", t.to_sparse_csr()))
+        if t.dim() >= 1:
+            kinds.append(("nested", torch.nested.nested_tensor(list(t.unbind(0)))))
+        if t.dim() >= 2:
+            kinds.append(("jagged", torch.nested.nested_tensor(list(t.unbind(0)), layout=torch.jagged)))
+        if t.dtype == torch.float32 and t.dim() >= 1:
+            kinds.append(("quantized", torch.quantize_per_tensor(t, 0.1, 0, torch.qint8)))
+            if torch.backends.mkldnn.is_available():
+                kinds.append(("mkldnn", t.to_mkldnn()))
+    return kinds
+
+
+def _unsupported_cases():
+    r = np.random.default_rng(7)
+    f32 = lambda *s: torch.from_numpy(r.standard_normal(s).astype(np.float32))  # noqa: E731
+    c128 = lambda *s: torch.from_numpy(r.standard_normal(s) + 1j * r.standard_normal(s))  # noqa: E731
+    lam = torch.from_numpy(-0.5 + 1j * np.arange(1.0, 4.0) * np.ones((2, 1)))
+    dt0 = torch.tensor(0.1, dtype=torch.float64)
+    return {
+        "softmax": (lambda x, mask: ft.softmax(x, mask=mask), dict(x=f32(3, 4), mask=torch.ones(3, 4, dtype=torch.bool))),
+        "entmax_bisect": (lambda x: ft.entmax_bisect(x), dict(x=f32(3, 4))),
+        "monarch_multiply": (ft.monarch_multiply, dict(x=f32(3, 4), w1=f32(2, 2, 2), w2=f32(2, 2, 2))),
+        "MonarchLinear": (lambda x: ft.MonarchLinear(4, 4, 2)(x), dict(x=f32(3, 4))),
+        "from_dense": (lambda weight, bias: ft.MonarchLinear.from_dense(weight, bias, 2),
+                       dict(weight=f32(4, 4), bias=f32(4))),
+        "cauchy": (ft.cauchy, dict(v=c128(2, 3), z=c128(5), w=c128(2, 3))),
+        "vandermonde": (lambda v, x: ft.vandermonde(v, x, 5), dict(v=c128(2, 3), x=c128(2, 3))),
+        "kernel_diag": (lambda Lambda, B, C, dt: ft.kernel_diag(Lambda, B, C, dt, 8),
+                        dict(Lambda=lam, B=c128(2, 3), C=c128(2, 3), dt=dt0)),
+        "kernel_dplr": (lambda Lambda, P, B, Ct, dt: ft.kernel_dplr(Lambda, P, B, Ct, dt, 8),
+                        dict(Lambda=lam, P=c128(2, 3), B=c128(2, 3), Ct=c128(2, 3), dt=dt0)),
+        "fftconv": (ft.fftconv, dict(u=f32(2, 3, 8), K=f32(3, 8), D=f32(3))),
+        "fftconv_0d_D": (ft.fftconv, dict(u=f32(2, 3, 8), D=torch.tensor(0.5), K=f32(3, 8))),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_unsupported_cases()))
+def test_unsupported_tensors_get_a_clear_error_naming_the_argument(case):
+    """A meta tensor gave torch's raw 'Unknown device type meta for Dlpack'; sparse, nested,
+    quantized and MKL-DNN tensors torch's internal DLPack messages (or, where torch ran an op on
+    them first, RuntimeErrors such as 'NestedTensorImpl doesn't support sizes')."""
+    fn, args = _unsupported_cases()[case]
+    fn(**args)  # the good arguments work
+    for name, good in args.items():
+        for kind, bad in _unsupported_tensors(good):
+            with pytest.raises((TypeError, ValueError), match=rf"^{name}: expected ") as info:
+                fn(**{**args, name: bad})
+            msg = str(info.value)
+            if kind == "meta":
+                assert info.type is ValueError and "the CPU" in msg and "'meta'" in msg, msg
+            elif kind == "quantized":
+                assert info.type is TypeError and f"{name}.dequantize()" in msg, msg
+            else:
+                assert info.type is TypeError and "dense (strided)" in msg, msg
+
+
+def test_supported_devices_are_named_by_what_this_build_has():
+    from fastcore import _backend
+
+    with pytest.raises(ValueError) as info:
+        ft.softmax(torch.ones(2, device="meta"))
+    if _backend._cuda_module()[0] is None:
+        assert "CPU (this build of fastcore has no CUDA module)" in str(info.value)
+    else:
+        assert "the CPU or a CUDA GPU" in str(info.value)
+
+
+def test_tiger_checks_every_group_before_updating_any():
+    """A bad parameter (meta, MKL-DNN, quantized), a sparse gradient or an option an lr scheduler
+    wrote in a later group raised only after the earlier groups were updated (and, for the meta
+    device, with torch's raw DLPack error)."""
+    good = torch.nn.Parameter(torch.ones(3))
+    mkldnn = torch.nn.Parameter(torch.ones(2, 2).to_mkldnn())
+    sparse = torch.nn.Parameter(torch.ones(2, 2).to_sparse())
+    meta = torch.nn.Parameter(torch.ones(2, device="meta"))
+    for bad, grad, match in ((meta, torch.ones(2, device="meta"),
+                              r"param_groups\[1\]\['params'\]\[0\]: expected a tensor on the CPU"),
+                             (mkldnn, torch.ones(2, 2).to_mkldnn(),
+                              r"param_groups\[1\]\['params'\]\[0\]: expected a dense \(strided\) tensor"),
+                             (sparse, torch.ones(2, 2).to_sparse(),
+                              r"param_groups\[1\]\['params'\]\[0\]\.grad: sparse gradients are not supported")):
+        opt = ft.Tiger([good], lr=0.1)
+        opt.add_param_group({"params": [bad]})
+        good.grad, bad.grad = torch.ones(3), grad
+        with pytest.raises((TypeError, ValueError), match=match):
+            opt.step()
+        assert torch.equal(good.detach(), torch.ones(3)) and not opt.state
+        assert [g["step"] for g in opt.param_groups] == [0, 0]
+    other = torch.nn.Parameter(torch.ones(2))
+    opt = ft.Tiger([good], lr=0.1)
+    opt.add_param_group({"params": [other]})
+    good.grad, other.grad = torch.ones(3), torch.ones(2)
+    opt.param_groups[1]["lr"] = -1.0  # as a buggy scheduler might
+    with pytest.raises(ValueError, match="lr: expected a value >= 0"):
+        opt.step()
+    assert torch.equal(good.detach(), torch.ones(3)) and opt.param_groups[0]["step"] == 0
+
+
+def test_ig_grad_fn_refuses_meta_models_and_devices(rng):
+    with pytest.raises(ValueError, match=r"module: has parameters or buffers on the meta device"):
+        ft.ig_grad_fn(torch.nn.Linear(4, 2, device="meta"))
+    with pytest.raises(ValueError, match=r"device: expected a CPU or CUDA device for the model, got 'meta'"):
+        ft.ig_grad_fn(torch.nn.Linear(4, 2), device="meta")
+    with pytest.raises(ValueError, match=r"device: expected a torch device such as 'cpu' or 'cuda', got 'gpu0'"):
+        ft.ig_grad_fn(torch.nn.Linear(4, 2), device="gpu0")
+    with pytest.raises(TypeError, match=r"module: expected a torch.nn.Module \(or a callable on tensors\), got int"):
+        ft.ig_grad_fn(3)
+    model = torch.nn.Linear(4, 2).double()
+    g = ft.ig_grad_fn(model, device=torch.device("cpu"))(rng.standard_normal((3, 4)), 1)
+    np.testing.assert_array_equal(g, np.broadcast_to(model.weight[1].detach().numpy(), (3, 4)))

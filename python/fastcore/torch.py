@@ -23,6 +23,7 @@ silently treating the gradient as a constant; ``create_graph=True`` alone is fin
 from __future__ import annotations
 
 import functools
+import itertools
 import numbers
 from typing import Any, Callable
 
@@ -50,12 +51,42 @@ def _native(t: torch.Tensor | None, name: str, *, written: bool = False):
     ``.conj()``) — except for arrays the call writes (``written``), which the interop refuses."""
     if t is None:
         return None
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    _check_exportable(t, name)
     t = t.detach()
     if not written:
         t = t.resolve_conj().resolve_neg()  # no-ops (the tensor itself) without the bits
     return _interop.to_native(t, name)
+
+
+def _supported_devices() -> str:
+    from . import _backend
+
+    if _backend._cuda_module()[0] is not None:
+        return "the CPU or a CUDA GPU"
+    return "the CPU (this build of fastcore has no CUDA module)"
+
+
+def _check_exportable(t: Any, name: str) -> None:
+    """TypeError/ValueError naming the argument for a tensor fastcore cannot take: not a tensor;
+    nested, sparse, MKL-DNN (non-strided layouts) or quantized tensors, which DLPack cannot
+    export (torch's errors there are internal ones); devices other than CPU and CUDA (meta
+    tensors hold no data; DLPack knows no 'meta' device). Every tensor fastcore.torch hands to a
+    kernel passes here."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.is_nested:
+        raise TypeError(f"{name}: expected a dense (strided) tensor, got a nested tensor; pass "
+                        f"{name}.to_padded_tensor(0.0) or its components one at a time")
+    if t.layout != torch.strided:
+        raise TypeError(f"{name}: expected a dense (strided) tensor, got layout {t.layout}; pass "
+                        f"{name}.to_dense()")
+    if t.is_quantized:
+        raise TypeError(f"{name}: expected an unquantized tensor, got dtype {t.dtype}; pass "
+                        f"{name}.dequantize()")
+    if t.device.type not in ("cpu", "cuda"):
+        hint = " (meta tensors hold no data)" if t.device.type == "meta" else ""
+        raise ValueError(f"{name}: expected a tensor on {_supported_devices()}, got one on device "
+                         f"'{t.device}'{hint}")
 
 
 def _tensor(a) -> torch.Tensor | None:
@@ -251,6 +282,7 @@ class MonarchLinear(torch.nn.Module):
                 self.bias.uniform_(-bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_exportable(x, "x")  # before torch's own ops on it (pad, contiguous)
         if x.shape[-1] != self.in_features:
             raise ValueError(f"x: last dimension must be in_features={self.in_features}, "
                              f"got {x.shape[-1]}")
@@ -264,6 +296,9 @@ class MonarchLinear(torch.nn.Module):
                    nblocks: int = 4) -> "MonarchLinear":
         """The best Monarch approximation (Frobenius norm) of a dense (out, in) weight, via
         :func:`fastcore.monarch.project`."""
+        _check_exportable(weight, "weight")
+        if bias is not None:
+            _check_exportable(bias, "bias")
         out_features, in_features = weight.shape
         layer = cls(in_features, out_features, nblocks, bias=bias is not None,
                     device=weight.device, dtype=weight.dtype)
@@ -353,6 +388,7 @@ def _saved_with_number(ctx):
 def _dt_arg(dt):
     """dt for fastcore.s4: a float for a Python number or a 0-d tensor, else a native array."""
     if isinstance(dt, torch.Tensor):
+        _check_exportable(dt, "dt")
         return float(dt) if dt.dim() == 0 else _native(dt, "dt")
     return dt
 
@@ -455,8 +491,10 @@ def fftconv(u: torch.Tensor, K: torch.Tensor, D: torch.Tensor | float | None = N
     D, as in the NumPy API: None, an (H,) tensor, or one number for every channel — a Python
     (or NumPy) real number is a constant (no gradient; cast to u's dtype), a 0-d tensor is
     broadcast to the H channels and gets a 0-d gradient."""
+    _check_exportable(u, "u")
     if isinstance(D, torch.Tensor):
-        if D.dim() == 0 and isinstance(u, torch.Tensor) and u.dim() == 3:
+        _check_exportable(D, "D")
+        if D.dim() == 0 and u.dim() == 3:
             D = D.expand(u.shape[1])  # autograd sums the (H,) gradient back to 0-d
     elif D is not None:
         if not isinstance(D, (numbers.Real, np.generic)):
@@ -501,6 +539,23 @@ class Tiger(torch.optim.Optimizer):
                     shrink_ratio=group["shrink_ratio"], rms_mode=group["rms_mode"],
                     nonfinite=group["nonfinite"], maximize=group["maximize"])
 
+    def _check_step_inputs(self) -> None:
+        """Every group's options (an lr scheduler may have written a bad one) and every parameter
+        and gradient to be stepped, before any group is updated or any momentum is created."""
+        from . import tiger
+
+        for gi, group in enumerate(self.param_groups):
+            tiger.tiger_step([], [], [], **self._step_options(group))
+            for i, p in enumerate(group["params"]):
+                if p.grad is None:
+                    continue
+                name = f"param_groups[{gi}]['params'][{i}]"
+                if p.grad.is_sparse:
+                    raise TypeError(f"{name}.grad: sparse gradients are not supported by Tiger (densify "
+                                    f"them, or use torch.optim.SparseAdam for sparse embeddings)")
+                _check_exportable(p, name)
+                _check_exportable(p.grad, f"{name}.grad")
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None):
         from . import tiger
@@ -509,6 +564,7 @@ class Tiger(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self._check_step_inputs()
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
@@ -516,9 +572,6 @@ class Tiger(torch.optim.Optimizer):
                 continue
             moms = []
             for p in params:
-                if p.grad.is_sparse:
-                    raise TypeError("Tiger: sparse gradients are not supported (densify them, or use "
-                                    "torch.optim.SparseAdam for sparse embeddings)")
                 state = self.state[p]
                 if "momentum" not in state:
                     state["momentum"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
@@ -555,6 +608,20 @@ def ig_grad_fn(module: torch.nn.Module, output: str = "logit", *, device=None,
     (or the only column when target is None). The gradient comes back in the points' kind."""
     if output not in ("logit", "softmax", "log_softmax"):
         raise ValueError(f"output: expected one of 'logit', 'softmax', 'log_softmax', got {output!r}")
+    if not callable(module):
+        raise TypeError(f"module: expected a torch.nn.Module (or a callable on tensors), got "
+                        f"{type(module).__name__}")
+    if isinstance(module, torch.nn.Module) and any(
+            t.is_meta for t in itertools.chain(module.parameters(), module.buffers())):
+        raise ValueError("module: has parameters or buffers on the meta device, which hold no data; "
+                         "materialize them (module.to_empty(device='cpu')) and load the weights first")
+    if device is not None:
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"device: expected a CPU or CUDA device for the model, got '{device}'")
 
     def scalar_outputs(inputs: torch.Tensor, target) -> torch.Tensor:
         out = module(inputs)
@@ -586,7 +653,7 @@ def ig_grad_fn(module: torch.nn.Module, output: str = "logit", *, device=None,
             values = scalar_outputs(inputs, target)
             (grads,) = torch.autograd.grad(values.sum(), inputs)
         grads = grads.to(dtype=torch.from_dlpack(points).dtype)
-        return _interop.to_native(grads.detach().contiguous(), "grads")
+        return _native(grads.contiguous(), "grads")
 
     def forward_fn(points, target=None):
         with torch.no_grad():
@@ -594,7 +661,7 @@ def ig_grad_fn(module: torch.nn.Module, output: str = "logit", *, device=None,
             if device is not None or dtype is not None:
                 inputs = inputs.to(device=device, dtype=dtype)
             values = scalar_outputs(inputs, target).to(torch.from_dlpack(points).dtype)
-        return _interop.to_native(values.contiguous(), "values")
+        return _native(values.contiguous(), "values")
 
     grad_fn.forward_fn = forward_fn
     return grad_fn
