@@ -511,3 +511,66 @@ def test_ig_grad_fn_refuses_meta_models_and_devices(rng):
     model = torch.nn.Linear(4, 2).double()
     g = ft.ig_grad_fn(model, device=torch.device("cpu"))(rng.standard_normal((3, 4)), 1)
     np.testing.assert_array_equal(g, np.broadcast_to(model.weight[1].detach().numpy(), (3, 4)))
+
+
+class _Constant(torch.nn.Module):
+    """Ignores its input: a constant (no parameters) or only parameters reach the output."""
+
+    def __init__(self, with_parameter: bool):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.arange(3.0, dtype=torch.float64)) if with_parameter else None
+
+    def forward(self, x):
+        if self.bias is None:
+            return torch.ones(x.shape[0], 3, dtype=x.dtype)
+        return self.bias.expand(x.shape[0], 3)
+
+
+@pytest.mark.parametrize("with_parameter", [False, True])
+@pytest.mark.parametrize("output", ["logit", "softmax"])
+def test_ig_grad_fn_gives_zeros_for_a_model_that_ignores_its_input(rng, with_parameter, output):
+    """autograd raised 'element 0 of tensors does not require grad' (no parameter) or '... appears
+    to not have been used in the graph' (parameters only); the gradient is zero, and integrated
+    gradients of a constant model are zero."""
+    grad_fn = ft.ig_grad_fn(_Constant(with_parameter), output=output)
+    points = rng.standard_normal((4, 5))
+    grads = grad_fn(points, 1)
+    assert isinstance(grads, np.ndarray) and grads.dtype == np.float64 and grads.shape == (4, 5)
+    assert not grads.any()
+    res = fastcore.ig.integrated_gradients(grad_fn, points, target=1, n_steps=8, return_delta=True,
+                                           forward_fn=grad_fn.forward_fn)
+    assert not np.asarray(res.attributions).any() and np.all(np.asarray(res.delta) == 0)
+    # a model whose output depends on the input for some rows only was (and is) fine
+    half = ft.ig_grad_fn(lambda x: torch.cat([x[:2].sum(1, keepdim=True), torch.zeros(2, 1, dtype=x.dtype)]))
+    np.testing.assert_array_equal(half(points), np.r_[np.ones((2, 5)), np.zeros((2, 5))])
+
+
+def test_ig_grad_fn_warns_once_about_training_mode_and_keeps_the_mode(rng):
+    """Dropout/BatchNorm in training mode make the attributions random / batch-dependent (and
+    update running statistics); ig_grad_fn leaves the mode alone, as Captum does, but says so."""
+    import warnings
+
+    torch.manual_seed(0)
+    points = rng.standard_normal((6, 4))
+    for layer in (torch.nn.Dropout(0.5), torch.nn.BatchNorm1d(8)):
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), layer, torch.nn.Linear(8, 2)).double()
+        grad_fn = ft.ig_grad_fn(model)
+        with pytest.warns(UserWarning, match=rf"{type(layer).__name__} layer\(s\) are in training mode.*module.eval\(\)"):
+            grad_fn(points, 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            grad_fn(points, 0)  # once per callable
+            grad_fn.forward_fn(points, 0)
+        assert model.training and layer.training  # the mode is the caller's
+        model.eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fresh = ft.ig_grad_fn(model)
+            a, b = fresh(points, 0), fresh(points, 0)
+        np.testing.assert_array_equal(a, b)  # eval mode: deterministic
+        model.train()
+        with pytest.warns(UserWarning, match="training mode"):  # the mode at call time counts
+            fresh.forward_fn(points, 0)
+    with warnings.catch_warnings():  # a model in training mode without such layers: no warning
+        warnings.simplefilter("error")
+        ft.ig_grad_fn(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh()).double())(points, 0)

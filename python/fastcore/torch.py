@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import itertools
 import numbers
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -597,6 +598,35 @@ class Tiger(torch.optim.Optimizer):
 
 # --- integrated gradients ------------------------------------------------------------------------
 
+# Layers whose training mode changes what a model computes row by row (Dropout: random masks;
+# BatchNorm: batch statistics, which also mix the rows, and running-statistics updates).
+_TRAINING_SENSITIVE = (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._BatchNorm)
+
+
+def _training_mode_warning(module: Any) -> Callable[[], None]:
+    """A function that warns (UserWarning, at most once) when one of the model's Dropout or
+    BatchNorm layers is in training mode at the time it is called. The layers are found once;
+    each call then costs a look at their ``training`` flags."""
+    layers = ([m for m in module.modules() if isinstance(m, _TRAINING_SENSITIVE)]
+              if isinstance(module, torch.nn.Module) else [])
+    warned = False
+
+    def warn() -> None:
+        nonlocal warned
+        if warned or not layers:
+            return
+        training = sorted({type(m).__name__ for m in layers if m.training})
+        if training:
+            warned = True
+            warnings.warn(f"ig_grad_fn: the model's {', '.join(training)} layer(s) are in training mode "
+                          f"(module.training is True): Dropout makes the gradients random, BatchNorm "
+                          f"uses the statistics of each batch of path points and updates its running "
+                          f"statistics; call module.eval() first (ig_grad_fn does not change the mode)",
+                          UserWarning, stacklevel=3)
+
+    return warn
+
+
 def ig_grad_fn(module: torch.nn.Module, output: str = "logit", *, device=None,
                dtype=None) -> Callable:
     """A gradient callable ``f(points, target) -> grads`` for
@@ -605,7 +635,14 @@ def ig_grad_fn(module: torch.nn.Module, output: str = "logit", *, device=None,
     ``points`` arrive as NumPy (or CuPy) arrays and are viewed as tensors without copying;
     ``output`` picks the scalar per row whose gradient is taken: the model's output
     ("logit"), its softmax ("softmax") or log-softmax ("log_softmax"), at column ``target``
-    (or the only column when target is None). The gradient comes back in the points' kind."""
+    (or the only column when target is None). The gradient comes back in the points' kind (and
+    on their device when ``device`` runs the model elsewhere). A model whose output does not
+    depend on its input (a constant, or only parameters) has a zero gradient: zeros come back.
+
+    The model's mode is not changed: call ``module.eval()`` first. In training mode Dropout makes
+    the gradients random and BatchNorm normalises with the statistics of the batch of path points
+    (the rows then interact) and updates its running statistics. A ``UserWarning`` is issued,
+    once per callable, when the model has Dropout or BatchNorm layers in training mode."""
     if output not in ("logit", "softmax", "log_softmax"):
         raise ValueError(f"output: expected one of 'logit', 'softmax', 'log_softmax', got {output!r}")
     if not callable(module):
@@ -615,6 +652,7 @@ def ig_grad_fn(module: torch.nn.Module, output: str = "logit", *, device=None,
             t.is_meta for t in itertools.chain(module.parameters(), module.buffers())):
         raise ValueError("module: has parameters or buffers on the meta device, which hold no data; "
                          "materialize them (module.to_empty(device='cpu')) and load the weights first")
+    warn_training = _training_mode_warning(module)
     if device is not None:
         try:
             device = torch.device(device)
@@ -645,22 +683,26 @@ def ig_grad_fn(module: torch.nn.Module, output: str = "logit", *, device=None,
         return out.gather(1, index.reshape(-1, 1))[:, 0]
 
     def grad_fn(points, target=None):
-        inputs = torch.from_dlpack(points)
-        if device is not None or dtype is not None:
-            inputs = inputs.to(device=device, dtype=dtype)
+        warn_training()
+        given = torch.from_dlpack(points)
+        inputs = given if device is None and dtype is None else given.to(device=device, dtype=dtype)
         inputs = inputs.detach().requires_grad_(True)
         with torch.enable_grad():
             values = scalar_outputs(inputs, target)
-            (grads,) = torch.autograd.grad(values.sum(), inputs)
-        grads = grads.to(dtype=torch.from_dlpack(points).dtype)
+            grads = None
+            if values.requires_grad:  # False when no parameter or input reaches the output
+                (grads,) = torch.autograd.grad(values.sum(), inputs, allow_unused=True)
+        if grads is None:  # the output does not depend on the input: its gradient is zero
+            grads = torch.zeros_like(inputs)
+        grads = grads.to(device=given.device, dtype=given.dtype)
         return _native(grads.contiguous(), "grads")
 
     def forward_fn(points, target=None):
+        warn_training()
+        given = torch.from_dlpack(points)
         with torch.no_grad():
-            inputs = torch.from_dlpack(points)
-            if device is not None or dtype is not None:
-                inputs = inputs.to(device=device, dtype=dtype)
-            values = scalar_outputs(inputs, target).to(torch.from_dlpack(points).dtype)
+            inputs = given if device is None and dtype is None else given.to(device=device, dtype=dtype)
+            values = scalar_outputs(inputs, target).to(device=given.device, dtype=given.dtype)
         return _native(values.contiguous(), "values")
 
     grad_fn.forward_fn = forward_fn
