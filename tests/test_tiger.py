@@ -551,6 +551,8 @@ def test_tiger_class_bad_input(rng):
     (lambda h: h.update(lr_schedule={5: -1.0}), ValueError, r"\['lr_schedule'\]\[5\]: expected a value >= 0"),
     (lambda h: h.update(lr_schedule_kind="cosine"), ValueError, "lr_schedule_kind"),
     (lambda h: h.update(grad_accum_steps=2, options={"lazy_rows": True}), ValueError, "lazy_rows"),
+    (lambda h: h.update(from_zero="no"), TypeError, r"state\['hyper'\]\['from_zero'\]: expected a bool, got str"),
+    (lambda h: h.update(from_zero=0), TypeError, r"state\['hyper'\]\['from_zero'\]: expected a bool, got int"),
 ])
 def test_load_state_dict_validates_everything_before_changing(rng, edit, exc, match):
     """Every saved hyper-parameter, the per-tensor options and the schedule included, is checked
@@ -569,6 +571,24 @@ def test_load_state_dict_validates_everything_before_changing(rng, edit, exc, ma
     assert target.t == 0 and target.options == {} and target.lr_schedule is None
     for a, b in zip(target.moms, before):
         np.testing.assert_array_equal(a, b)
+
+
+def test_from_zero_must_be_a_bool(rng):
+    """bool(from_zero) made the string "no" mean True, in the constructor and in a loaded state
+    (where it was also applied without a check); a NumPy bool is fine."""
+    P, G, _ = _good(rng)
+    for bad in ("no", 0, None, np.array([True])):
+        with pytest.raises(TypeError, match=r"^from_zero: expected a bool, got "):
+            Tiger(copies(P), lr_schedule={4: 1.0}, from_zero=bad)
+    opt = Tiger(copies(P), lr=1e-3, lr_schedule={4: 1.0}, from_zero=np.bool_(False))
+    assert opt.from_zero is False and opt.current_lr(0) == 1e-3   # no (0, 0) point prepended
+    state = opt.state_dict()
+    resumed = Tiger(copies(P), lr=1e-3, lr_schedule={4: 1.0})
+    resumed.load_state_dict({**state, "hyper": {**state["hyper"], "from_zero": np.bool_(False)}})
+    assert resumed.from_zero is False and resumed.current_lr(0) == 1e-3
+    del state["hyper"]["from_zero"]  # a state without the key keeps the default
+    resumed.load_state_dict(state)
+    assert resumed.from_zero is True and resumed.current_lr(0) == 0.0
 
 
 def test_load_state_dict_restores_the_schedule_kind(rng):

@@ -68,6 +68,14 @@ def options_from_names(names: Sequence[str], weight_decay: float = 0.01) -> dict
     return _options_from_names(list(names), weight_decay)
 
 
+def _check_bool(value: Any, name: str) -> bool:
+    """A bool or NumPy bool as a Python bool; anything else (a string such as "no" is truthy,
+    0/1 is ambiguous) is a TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return bool(value)
+
+
 def _array_list(x: Any, name: str) -> list:
     if isinstance(x, (list, tuple)):
         return list(x)
@@ -268,8 +276,7 @@ def tiger_step(
     scope = _checks.check_choice(scope, "scope", ("tensor", "global"))
     for flag_name, flag in (("maximize", maximize), ("strict_reference", strict_reference),
                             ("stochastic_rounding", stochastic_rounding)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{flag_name}: expected a bool, got {type(flag).__name__}")
+        _check_bool(flag, flag_name)
     seed = _checks.check_int(seed, "seed", lo=0, hi=2**64 - 1)
     if beta2 is not None:
         beta2 = _checks.check_scalar(beta2, "beta2", lo=0.0, hi=1.0, hi_inclusive=False)
@@ -378,7 +385,7 @@ class Tiger:
         self.grad_accum_steps = _checks.check_int(grad_accum_steps, "grad_accum_steps", lo=1)
         self.shrink_ratio = _checks.check_scalar(shrink_ratio, "shrink_ratio", lo=0.0, hi=1.0)
         self.lr_schedule = _check_schedule(lr_schedule, "lr_schedule")
-        self.from_zero = bool(from_zero)
+        self.from_zero = _check_bool(from_zero, "from_zero")
         if names is not None:
             derived = options_from_names(names, self.weight_decay)
             if len(derived["lr_mult"]) != len(self.params):
@@ -490,6 +497,7 @@ class Tiger:
             self._check_options(options, new["beta"], new["weight_decay"], new["grad_accum_steps"],
                                 new["shrink_ratio"])
             schedule = self._restored_schedule(hyper)
+            from_zero = _check_bool(hyper.get("from_zero", True), "state['hyper']['from_zero']")
         for i, (src, dst) in enumerate(zip(moms, self.moms)):
             dst[...] = src
         self.t = t
@@ -497,7 +505,7 @@ class Tiger:
             for key, val in new.items():
                 setattr(self, key, val)
             self.lr_schedule = schedule
-            self.from_zero = bool(hyper.get("from_zero", True))
+            self.from_zero = from_zero
             self.options = copy.deepcopy(dict(options))
 
     def _restored_schedule(self, hyper: Mapping[str, Any]) -> Any:
