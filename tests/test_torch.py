@@ -574,3 +574,51 @@ def test_ig_grad_fn_warns_once_about_training_mode_and_keeps_the_mode(rng):
     with warnings.catch_warnings():  # a model in training mode without such layers: no warning
         warnings.simplefilter("error")
         ft.ig_grad_fn(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh()).double())(points, 0)
+
+
+def test_tiger_load_state_dict_validates_before_replacing_anything(rng):
+    """torch's load_state_dict takes saved group options as they are: maximize="no" was loaded
+    and refused only at the next step, with the optimizer already changed. The groups and the
+    momentum shapes are now checked before anything is replaced."""
+    import copy
+
+    w = torch.nn.Parameter(torch.from_numpy(rng.standard_normal((3, 2))))
+    b = torch.nn.Parameter(torch.from_numpy(rng.standard_normal(2)))
+    opt = ft.Tiger([w], lr=0.01)
+    opt.add_param_group({"params": [b], "lr": 0.02})
+    w.grad, b.grad = torch.ones_like(w), torch.ones_like(b)
+    opt.step()
+    good = opt.state_dict()
+    edits = [
+        (lambda s: s["param_groups"][1].update(maximize="no"), TypeError,
+         r"state_dict\['param_groups'\]\[1\]: maximize: expected a bool, got str"),
+        (lambda s: s["param_groups"][0].update(lr=-1.0), ValueError,
+         r"state_dict\['param_groups'\]\[0\]: lr: expected a value >= 0"),
+        (lambda s: s["param_groups"][0].update(step=-3), ValueError,
+         r"state_dict\['param_groups'\]\[0\]: step: expected an integer >= 0"),
+        (lambda s: s["param_groups"][1].update(rms_mode="column"), ValueError,
+         r"state_dict\['param_groups'\]\[1\]: rms_mode\[0\]: expected one of"),
+        (lambda s: s["state"][0].update(momentum=torch.zeros(4)), ValueError,
+         r"the momentum of state_dict\['param_groups'\]\[0\]\['params'\]\[0\] must be a tensor of the "
+         r"parameter's shape \(3, 2\), got \(4,\)"),
+    ]
+    for edit, exc, match in edits:
+        target = ft.Tiger([w], lr=0.01)
+        target.add_param_group({"params": [b], "lr": 0.02})
+        before = copy.deepcopy(target.state_dict())
+        bad = copy.deepcopy(good)
+        edit(bad)
+        with pytest.raises(exc, match=match):
+            target.load_state_dict(bad)
+        after = target.state_dict()
+        assert after["param_groups"] == before["param_groups"] and not after["state"]
+    # a good state loads; a group saved without an option takes the default; deepcopy works
+    old = copy.deepcopy(good)
+    del old["param_groups"][1]["maximize"]
+    target = ft.Tiger([w], lr=0.01)
+    target.add_param_group({"params": [b]})
+    target.load_state_dict(old)
+    assert target.param_groups[1]["maximize"] is False and target.param_groups[1]["lr"] == 0.02
+    assert torch.equal(target.state[w]["momentum"], opt.state[w]["momentum"])
+    clone = copy.deepcopy(target)
+    assert clone.param_groups[0]["step"] == 1

@@ -533,6 +533,38 @@ class Tiger(torch.optim.Optimizer):
         group = self.param_groups[-1]
         tiger.tiger_step([], [], [], **self._step_options(group))
 
+    _OPTION_KEYS = ("lr", "beta", "weight_decay", "grad_accum_steps", "shrink_ratio", "rms_mode",
+                    "nonfinite", "maximize", "step")
+
+    def __setstate__(self, state: dict) -> None:
+        """torch's load_state_dict (and unpickling) ends here with the new groups and state: each
+        group's options (missing ones from the defaults) are checked by tiger_step's validation
+        and each momentum's shape against its parameter *before* anything is replaced — torch
+        itself loads any values, so a saved maximize="no" was only refused at the next step."""
+        from . import tiger
+
+        defaults = state.get("defaults", getattr(self, "defaults", None)) or {}
+        per_param = state.get("state", {})
+        for gi, group in enumerate(state.get("param_groups", ())):
+            for key in self._OPTION_KEYS:
+                if key in defaults:
+                    group.setdefault(key, defaults[key])
+            where = f"state_dict['param_groups'][{gi}]"
+            try:
+                tiger.tiger_step([], [], [], **self._step_options(group))
+            except KeyError as exc:
+                raise ValueError(f"{where}: missing option {exc}") from None
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{where}: {exc}") from None
+            for i, p in enumerate(group.get("params", ())):
+                momentum = per_param.get(p, {}).get("momentum")
+                if momentum is not None and (not isinstance(momentum, torch.Tensor)
+                                             or momentum.shape != p.shape):
+                    got = tuple(momentum.shape) if isinstance(momentum, torch.Tensor) else type(momentum).__name__
+                    raise ValueError(f"state_dict['state']: the momentum of {where}['params'][{i}] must be a "
+                                     f"tensor of the parameter's shape {tuple(p.shape)}, got {got}")
+        super().__setstate__(state)
+
     @staticmethod
     def _step_options(group: dict) -> dict:
         return dict(step=group["step"], lr=group["lr"], beta=group["beta"],
