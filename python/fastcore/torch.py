@@ -84,7 +84,7 @@ def _check_exportable(t: Any, name: str) -> None:
     if t.is_quantized:
         raise TypeError(f"{name}: expected an unquantized tensor, got dtype {t.dtype}; pass "
                         f"{name}.dequantize()")
-    if t.device.type not in ("cpu", "cuda"):
+    if not (t.is_cpu or t.is_cuda):  # (t.device costs ~0.4 us: only on this path)
         hint = " (meta tensors hold no data)" if t.device.type == "meta" else ""
         raise ValueError(f"{name}: expected a tensor on {_supported_devices()}, got one on device "
                          f"'{t.device}'{hint}")
