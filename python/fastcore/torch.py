@@ -651,7 +651,7 @@ def _training_mode_warning(module: Any) -> Callable[[], None]:
         if training:
             warned = True
             warnings.warn(f"ig_grad_fn: the model's {', '.join(training)} layer(s) are in training mode "
-                          f"(module.training is True): Dropout makes the gradients random, BatchNorm "
+                          f"(their .training is True): Dropout makes the gradients random, BatchNorm "
                           f"uses the statistics of each batch of path points and updates its running "
                           f"statistics; call module.eval() first (ig_grad_fn does not change the mode)",
                           UserWarning, stacklevel=3)
