@@ -420,7 +420,8 @@ def _unsupported_cases():
     lam = torch.from_numpy(-0.5 + 1j * np.arange(1.0, 4.0) * np.ones((2, 1)))
     dt0 = torch.tensor(0.1, dtype=torch.float64)
     return {
-        "softmax": (lambda x, mask: ft.softmax(x, mask=mask), dict(x=f32(3, 4), mask=torch.ones(3, 4, dtype=torch.bool))),
+        "softmax": (lambda x, mask: ft.softmax(x, mask=mask),
+                    dict(x=f32(3, 4), mask=torch.ones(3, 4, dtype=torch.bool))),
         "entmax_bisect": (lambda x: ft.entmax_bisect(x), dict(x=f32(3, 4))),
         "monarch_multiply": (ft.monarch_multiply, dict(x=f32(3, 4), w1=f32(2, 2, 2), w2=f32(2, 2, 2))),
         "MonarchLinear": (lambda x: ft.MonarchLinear(4, 4, 2)(x), dict(x=f32(3, 4))),
@@ -555,7 +556,8 @@ def test_ig_grad_fn_warns_once_about_training_mode_and_keeps_the_mode(rng):
     for layer in (torch.nn.Dropout(0.5), torch.nn.BatchNorm1d(8)):
         model = torch.nn.Sequential(torch.nn.Linear(4, 8), layer, torch.nn.Linear(8, 2)).double()
         grad_fn = ft.ig_grad_fn(model)
-        with pytest.warns(UserWarning, match=rf"{type(layer).__name__} layer\(s\) are in training mode.*module.eval\(\)"):
+        name = type(layer).__name__
+        with pytest.warns(UserWarning, match=rf"{name} layer\(s\) are in training mode.*module.eval\(\)"):
             grad_fn(points, 0)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
