@@ -162,6 +162,18 @@ def test_torch_dtype_numpy_cannot_view_is_a_type_error():
         scaled_sum(x)
 
 
+def test_torch_tensors_dlpack_cannot_export_are_a_type_error_naming_the_argument():
+    """torch's own errors for a meta tensor (no data; DLPack knows no 'meta' device), a sparse
+    and an MKL-DNN tensor come back as a TypeError naming the argument, before any kernel."""
+    torch = pytest.importorskip("torch")
+    tensors = [torch.zeros(3, 4, device="meta"), torch.zeros(3, 4).to_sparse()]
+    if torch.backends.mkldnn.is_available():
+        tensors.append(torch.zeros(3, 4).to_mkldnn())
+    for t in tensors:
+        with pytest.raises(TypeError, match=r"^x: cannot view this Tensor"):
+            scaled_sum(t)
+
+
 def test_public_functions_take_torch_tensors(rng):
     torch = pytest.importorskip("torch")
     import fastcore

@@ -84,7 +84,13 @@ def to_native(x: Any, name: str) -> Any:
             # negated view came through with the wrong sign), so it is refused, not misread.
             raise TypeError(f"{name}: this tensor is a {what} view ({flag}() is True), which DLPack "
                             f"exports without applying it; pass {name}.{resolve}()")
-    device_type, _ = x.__dlpack_device__()
+    try:
+        device_type, _ = x.__dlpack_device__()
+    except (BufferError, RuntimeError, ValueError, NotImplementedError) as exc:
+        # e.g. a torch meta tensor (no data; DLPack knows no such device), an MKL-DNN tensor
+        device = getattr(x, "device", "?")
+        raise TypeError(f"{name}: cannot view this {type(x).__name__} (device {device}) through DLPack "
+                        f"(expected CPU or CUDA memory): {exc}") from None
     device_type = int(device_type)
     try:
         if device_type in (_KDL_CPU, _KDL_CUDA_HOST):
