@@ -850,3 +850,27 @@ def test_kernel_dplr_backward_without_states():
         dl, dP, dB, dCt, ddt = s4.kernel_dplr_backward(-1 + z, z, z, z[None].repeat(2, 0), np.full(H, 0.1),
                                                        np.ones((2, H, 8)))
         assert dP.shape == (H, N) and dCt.shape == (2, H, N) and ddt.shape == (H,) and not ddt.any()
+
+
+def test_zero_d_arrays_are_refused_where_a_dimension_is_needed(rng):
+    """0-d v / x / X were silently promoted to shape (1,) inside validation (np.ascontiguousarray
+    makes 0-d arrays 1-d): cauchy and vandermonde computed a one-state product, rfft a length-1
+    transform, irfft(X, 1) one sample, and a 0-d w next to a 0-d v was blamed instead of v."""
+    for cdt in (np.complex64, np.complex128):
+        v0 = np.array(crandn(rng, 1)[0], cdt)
+        w1 = np.array([-0.5 + 1j], cdt)
+        z = crandn(rng, 3, dtype=cdt)
+        for call in (lambda: s4.cauchy(v0, z, w1), lambda: s4.cauchy(v0, z, v0),
+                     lambda: s4.cauchy_backward(v0, z, w1, z), lambda: s4.vandermonde(v0, v0, 4),
+                     lambda: s4.vandermonde(v0, w1, 4), lambda: s4.vandermonde_backward(v0, v0, np.zeros(4))):
+            with pytest.raises(ValueError, match=r"^v: expected at least 1 dimension \(\.\.\., N\), got shape \(\)"):
+                call()
+        with pytest.raises(ValueError, match=r"^X: expected at least 1 dimension .*got shape \(\)"):
+            s4.irfft(v0, 1)
+    for dtype in (np.float32, np.float64):
+        with pytest.raises(ValueError, match=r"^x: expected shape \(\.\.\., m\) with m >= 1, got \(\)"):
+            s4.rfft(np.array(rng.standard_normal(), dtype))
+    # arrays with a dimension are unaffected: a one-state product equals the 1-d call
+    v1 = crandn(rng, 1)
+    z = crandn(rng, 3)
+    assert np.array_equal(s4.cauchy(v1, z, np.array([-0.5 + 1j])), s4.cauchy(v1[None], z, np.array([[-0.5 + 1j]]))[0])

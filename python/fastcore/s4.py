@@ -60,7 +60,8 @@ def _gpu():
 
 
 def _arr(x: Any, name: str, dtypes, ndim=None, shape=None, gpu: bool = True) -> Any:
-    """A validated, C-contiguous NumPy or CuPy array (a copy when x is not contiguous)."""
+    """A validated, C-contiguous NumPy or CuPy array (a copy when x is not contiguous). A 0-d array
+    stays 0-d (np.ascontiguousarray would make it (1,)): callers that need a dimension refuse it."""
     x = _checks.check_array(x, name, dtypes=dtypes, convert=True)
     if not gpu and _backend.is_cupy_array(x):
         raise TypeError(f"{name}: this function runs on the CPU in float64 (a setup/oracle utility); "
@@ -70,7 +71,7 @@ def _arr(x: Any, name: str, dtypes, ndim=None, shape=None, gpu: bool = True) -> 
         raise ValueError(f"{name}: expected a {want} array, got shape {tuple(x.shape)}")
     if shape is not None:
         _checks.check_shape(x, name, shape)
-    return _xp(x).ascontiguousarray(x)
+    return x if x.flags.c_contiguous else _xp(x).ascontiguousarray(x)
 
 
 def _check_finite(x: np.ndarray, name: str) -> None:
@@ -816,7 +817,7 @@ def irfft(X, n: int):
     X = _arr(X, "X", _COMPLEX)
     n = _length(n, "n")
     if X.ndim < 1:
-        raise ValueError("X: expected at least 1 dimension")
+        raise ValueError(f"X: expected at least 1 dimension (..., n//2 + 1), got shape {tuple(X.shape)}")
     _checks.check_shape(X, "X", X.shape[:-1] + (n // 2 + 1,))
     if not isinstance(X, np.ndarray):
         return _xp(X).fft.irfft(X, n).astype(_REAL_OF[X.dtype.name], copy=False)
