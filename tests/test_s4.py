@@ -874,3 +874,42 @@ def test_zero_d_arrays_are_refused_where_a_dimension_is_needed(rng):
     v1 = crandn(rng, 1)
     z = crandn(rng, 3)
     assert np.array_equal(s4.cauchy(v1, z, np.array([-0.5 + 1j])), s4.cauchy(v1[None], z, np.array([[-0.5 + 1j]]))[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_fftconv_scalar_d_gradient_has_d_form(rng, dtype, bidirectional):
+    """A scalar D (Python or NumPy number, or a 0-d array) is one D for every channel: dD is its
+    gradient, the sum of the per-channel ones, as a float (as ddt for a scalar dt) — it came back
+    (H,), and a 0-d array D was refused with a shape error."""
+    Bn, H, L = 2, 5, 23
+    u = rng.standard_normal((Bn, H, L)).astype(dtype)
+    K = rng.standard_normal((2, H, 9) if bidirectional else (H, 9)).astype(dtype)
+    dy = rng.standard_normal(u.shape).astype(dtype)
+    d = float(rng.standard_normal())
+    y_full = s4.fftconv(u, K, np.full(H, d, dtype), bidirectional=bidirectional)
+    du_full, dK_full, dD_full = s4.fftconv_backward(u, K, np.full(H, d, dtype), dy, bidirectional=bidirectional)
+    assert dD_full.shape == (H,) and dD_full.dtype == dtype
+    want = float((u.astype(np.float64) * dy).sum())
+    tol = 1e-5 if dtype == np.float32 else 1e-12     # B*L-term sums rounded once per channel
+    for D in (d, dtype(d), np.array(d, dtype), np.array(d)):
+        assert np.array_equal(s4.fftconv(u, K, D, bidirectional=bidirectional), y_full)   # D rounded to u's dtype
+        du, dK, dD = s4.fftconv_backward(u, K, D, dy, bidirectional=bidirectional)
+        assert np.array_equal(du, du_full) and np.array_equal(dK, dK_full)
+        assert type(dD) is float and np.shape(dD) == np.shape(D) == ()
+        assert abs(dD - want) <= tol * np.abs(u.astype(np.float64) * dy).sum()
+    # against a central difference of the float64 forward in the scalar D
+    if dtype == np.float64:
+        e = 1e-6
+        fd = float(((s4.fftconv(u, K, d + e, bidirectional=bidirectional)
+                     - s4.fftconv(u, K, d - e, bidirectional=bidirectional)) * dy).sum()) / (2 * e)
+        assert abs(fd - s4.fftconv_backward(u, K, d, dy, bidirectional=bidirectional)[2]) < 1e-7 * max(1.0, abs(fd))
+    # an (H,) D keeps its (H,) gradient; a (1,) D is not broadcast; a non-finite or complex scalar is refused
+    with pytest.raises(ValueError, match=r"D: expected shape \(5,\), got \(1,\)"):
+        s4.fftconv_backward(u, K, np.array([d], dtype), dy, bidirectional=bidirectional)
+    with pytest.raises(ValueError, match="D: expected a finite number"):
+        s4.fftconv(u, K, np.array(np.inf, dtype), bidirectional=bidirectional)
+    with pytest.raises(TypeError, match="D: expected a real number"):
+        s4.fftconv(u, K, np.array(1j), bidirectional=bidirectional)
+    # no channels: the gradient of a scalar D is 0.0
+    assert s4.fftconv_backward(u[:, :0], K[..., :0, :], d, dy[:, :0], bidirectional=bidirectional)[2] == 0.0

@@ -153,6 +153,22 @@ def test_s4_wrappers(rng):
     assert isinstance(k, torch.Tensor) and k.shape == (3, 16)
 
 
+def test_fftconv_zero_d_d_gradcheck(rng):
+    """A 0-d D tensor (one skip weight for every channel) gets a 0-d gradient of its dtype (the
+    forward refused it; the backward returned an (H,) gradient)."""
+    u = torch.from_numpy(rng.standard_normal((2, 3, 11))).requires_grad_(True)
+    K = torch.from_numpy(rng.standard_normal((3, 6))).requires_grad_(True)
+    D = torch.tensor(float(rng.standard_normal()), dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(ft.fftconv, (u, K, D), eps=1e-6, atol=1e-6)
+    ft.fftconv(u, K, D).sum().backward()
+    assert D.grad.shape == () and D.grad.dtype == torch.float64
+    u32, K32 = u.detach().float(), K.detach().float()
+    D32 = torch.tensor(0.5, requires_grad=True)
+    ft.fftconv(u32, K32, D32).sum().backward()
+    assert D32.grad.shape == () and D32.grad.dtype == torch.float32
+    torch.testing.assert_close(D32.grad, u32.sum(), rtol=1e-5, atol=1e-5)
+
+
 def test_vandermonde_gradcheck(rng):
     v = torch.from_numpy(rng.standard_normal((2, 3)) + 1j * rng.standard_normal((2, 3))).requires_grad_(True)
     x = torch.from_numpy(-np.abs(rng.standard_normal((2, 3))) * 0.1 + 1j * rng.standard_normal((2, 3))).requires_grad_(True)

@@ -74,6 +74,11 @@ def _arr(x: Any, name: str, dtypes, ndim=None, shape=None, gpu: bool = True) -> 
     return x if x.flags.c_contiguous else _xp(x).ascontiguousarray(x)
 
 
+def _is_scalar(x: Any) -> bool:
+    """A Python/NumPy number or a 0-d NumPy array: the form in which dt, h0 and D may be scalars."""
+    return np.isscalar(x) or (isinstance(x, np.ndarray) and x.ndim == 0)
+
+
 def _check_finite(x: np.ndarray, name: str) -> None:
     if x.size:
         _checks.check_finite(x, name)
@@ -96,7 +101,7 @@ def _dt(dt: Any, H: int, like: Any = None) -> Any:
     """dt as float64 (H,) on the device of `like`: a positive scalar or an (H,) array of positive
     reals."""
     xp = np if like is None else _xp(like)
-    if np.isscalar(dt) or (isinstance(dt, np.ndarray) and dt.ndim == 0):
+    if _is_scalar(dt):
         v = _checks.check_scalar(dt, "dt", lo=0.0, lo_inclusive=False)
         return xp.full(H, v)
     d = _arr(dt, "dt", _REAL, ndim=1, shape=(H,)).astype(np.float64)
@@ -359,12 +364,12 @@ def _kernel_grad(grad, Lambda, lead):
     return grad, _length(grad.shape[-1], "grad.shape[-1]")
 
 
-def _ddt_like(ddt, dt):
-    """ddt (H,) float64 in dt's form: a float for a scalar dt (the channels' sum), else dt's dtype
-    (float64 for a list)."""
-    if np.isscalar(dt) or (isinstance(dt, np.ndarray) and dt.ndim == 0):
-        return float(ddt.sum())
-    return ddt.astype(getattr(dt, "dtype", np.float64))
+def _grad_like(g, x):
+    """A per-channel gradient g (H,) in the form of its parameter x (dt or D): a float for a scalar
+    x (the channels' sum, accumulated in float64), else x's dtype (float64 for a list)."""
+    if _is_scalar(x):
+        return float(g.sum(dtype=np.float64))
+    return g.astype(getattr(x, "dtype", np.float64), copy=False)
 
 
 def _solve_batched(xp, M, b):
@@ -429,7 +434,7 @@ def kernel_dplr_backward(Lambda, P, B, Ct, dt, grad):
     if H == 0 or N == 0:  # no states (the forward's kernel is 0): zero gradients of every shape
         cdt = Lambda.dtype
         return (xp.zeros((H, N), cdt), None if p_shape is None else xp.zeros(p_shape, cdt),
-                xp.zeros((H, N), cdt), xp.zeros(Ct.shape, cdt), _ddt_like(xp.zeros(H), dt))
+                xp.zeros((H, N), cdt), xp.zeros(Ct.shape, cdt), _grad_like(xp.zeros(H), dt))
     nC, r = ct.shape[0], pp.shape[0]
     nreg = (L + 1) // 2
     t = xp.asarray(np.tan(np.pi * np.arange(nreg) / L))
@@ -471,7 +476,7 @@ def kernel_dplr_backward(Lambda, P, B, Ct, dt, grad):
     cdt = Lambda.dtype
     dP_out = None if p_shape is None else dP.astype(cdt).reshape(p_shape)
     return (dLambda.astype(cdt), dP_out, dB.astype(cdt), (dCt[0] if squeeze else dCt).astype(cdt),
-            _ddt_like(ddt, dt))
+            _grad_like(ddt, dt))
 
 
 def _diag_coefficients(xp, Lambda, B, C, dtv, method):
@@ -579,7 +584,7 @@ def kernel_diag_backward(Lambda, B, C, dt, grad, method: str = "zoh"):
     ddt_hn = (dv * xp.conj(c * b * dfactor_ddt)).real + (dx * xp.conj(dx_ddt)).real
     ddt = sum_channels(ddt_hn).sum(axis=-1)      # (H,)
     cdt = Lambda.dtype
-    return dLambda.astype(cdt), dB.astype(cdt), dC.astype(cdt), _ddt_like(ddt, dt)
+    return dLambda.astype(cdt), dB.astype(cdt), dC.astype(cdt), _grad_like(ddt, dt)
 
 
 def _dense_args(Lambda, P, B, C, dt, L, cname):
@@ -649,7 +654,7 @@ def rtf_kernel(a, b, h0, L):
         _checks.check_shape(a, "a", (N,))
         a = xp.ascontiguousarray(xp.broadcast_to(a, (H, N)))
     _checks.check_shape(a, "a", (H, N))
-    if np.isscalar(h0) or (isinstance(h0, np.ndarray) and h0.ndim == 0):
+    if _is_scalar(h0):
         h0 = xp.full(H, _checks.check_scalar(h0, "h0"), b.dtype)
     h0 = _arr(h0, "h0", (b.dtype.name,), shape=(H,))
     _checks.same_device(b=b, h0=h0)
@@ -676,6 +681,16 @@ def rtf_kernel(a, b, h0, L):
 # FFT convolution
 # ------------------------------------------------------------------------------------------
 
+def _d_arg(D, H, dtypes, like, gpu=True):
+    """The skip term's D as an (H,) array (or None): a finite real scalar (Python/NumPy number or 0-d
+    NumPy array: one D for every channel, in like's dtype on like's device) or an (H,) array."""
+    if D is None:
+        return None
+    if _is_scalar(D):
+        return _xp(like).full(H, _checks.check_scalar(D, "D"), like.dtype)
+    return _arr(D, "D", dtypes, shape=(H,), gpu=gpu)
+
+
 def _conv_args(u, K, D, bidirectional):
     if not isinstance(bidirectional, (bool, np.bool_)):  # a string such as "no" is truthy
         raise TypeError(f"bidirectional: expected a bool, got {type(bidirectional).__name__}")
@@ -691,10 +706,7 @@ def _conv_args(u, K, D, bidirectional):
         K = K[None]
     if K.shape[-1] < 1 and L > 0:
         raise ValueError(f"K: expected at least one tap, got shape {tuple(K.shape)}")
-    if D is not None:
-        if np.isscalar(D):
-            D = _xp(u).full(H, _checks.check_scalar(D, "D"), u.dtype)
-        D = _arr(D, "D", (dtype,), shape=(H,))
+    D = _d_arg(D, H, (dtype,), u)
     gpu = _on_gpu(u=u, K=K, D=D)
     return u, K, D, gpu
 
@@ -731,7 +743,8 @@ def fftconv(u, K, D=None, *, bidirectional: bool = False, out=None):
 
     u: (B, H, L) float32/float64; K: (H, L_k) (any L_k >= 1; taps beyond L are ignored), or
     (2, H, L_k) when ``bidirectional``: then y[t] += sum_{m>=0} K[1, h, m] u[t+m+1] (the
-    strictly anticausal convention of state-spaces/s4); D: (H,) or None. out: optional
+    strictly anticausal convention of state-spaces/s4); D: (H,) of u's dtype, a real scalar (a
+    Python/NumPy number or 0-d NumPy array, the same for every channel) or None. out: optional
     (B, H, L) C-contiguous array of u's dtype, not overlapping the inputs.
     CuPy inputs: cuFFT (CuPy) for the transforms, a CUDA kernel for the spectrum multiply."""
     u, K, D, gpu = _conv_args(u, K, D, bidirectional)
@@ -758,7 +771,9 @@ def fftconv_backward(u, K, D, dy, *, bidirectional: bool = False):
     """Gradients (du, dK, dD) of ``fftconv`` for the upstream dy (B, H, L): du = the adjoint
     correlation with K + D dy, dK = sum_b correlation of dy with u (reduced over the batch in the
     frequency domain, in batch order: deterministic), dD = sum_{b,t} u dy (None when D is None).
-    dK has K's shape ((H, L_k) or (2, H, L_k))."""
+    dK has K's shape ((H, L_k) or (2, H, L_k)); dD D's form: (H,) of u's dtype, or a float (the
+    sum over the channels, in float64) for a scalar D, as ddt for a scalar dt."""
+    d_given = D
     u, K3, D, gpu = _conv_args(u, K, D, bidirectional)
     dy = _arr(dy, "dy", (u.dtype.name,), shape=u.shape)
     _checks.same_device(u=u, dy=dy)
@@ -778,16 +793,14 @@ def fftconv_backward(u, K, D, dy, *, bidirectional: bool = False):
         dD = None
         if D is not None:
             du += D[:, None] * dy
-            dD = (u.astype(np.float64) * dy).sum((0, 2)).astype(u.dtype)
+            dD = _grad_like((u.astype(np.float64) * dy).sum((0, 2)), d_given)   # D's dtype is u's
         return du, (dK if bidirectional else dK[0]), dD
     du = xp.empty_like(u)
     dK = xp.zeros(K3.shape, u.dtype)
     dD = None if D is None else xp.zeros(H, u.dtype)
-    if gpu:  # empty
-        return du, (dK if bidirectional else dK[0]), dD
-    if H:
+    if H and not gpu:  # (the GPU path got here only when empty)
         _cpu().fftconv_backward(u, K3, D, dy, du, dK, dD, bool(bidirectional))
-    return du, (dK if bidirectional else dK[0]), dD
+    return du, (dK if bidirectional else dK[0]), (None if dD is None else _grad_like(dD, d_given))
 
 
 # ------------------------------------------------------------------------------------------
