@@ -913,3 +913,59 @@ def test_fftconv_scalar_d_gradient_has_d_form(rng, dtype, bidirectional):
         s4.fftconv(u, K, np.array(1j), bidirectional=bidirectional)
     # no channels: the gradient of a scalar D is 0.0
     assert s4.fftconv_backward(u[:, :0], K[..., :0, :], d, dy[:, :0], bidirectional=bidirectional)[2] == 0.0
+
+
+def _scan_system(rng, cdt, rdt, H=2, N=3, L=12):
+    Lambda, P, B = R.random_dplr(rng, H, N)
+    C = crandn(rng, H, N, dtype=cdt)
+    u = rng.standard_normal((2, H, L)).astype(rdt)
+    dense = tuple(a.astype(cdt) for a in s4.discretize(Lambda, P, B, np.array([0.05, 0.2])))
+    diag = tuple(a.astype(cdt) for a in s4.discretize(Lambda, None, B, 0.1, method="zoh"))
+    return dense, diag, C, u
+
+
+SCAN_DTYPES = pytest.mark.parametrize("cdt, rdt", [(np.complex64, np.float32), (np.complex128, np.float64)])
+
+
+@SCAN_DTYPES
+def test_scan_refuses_an_odd_dense_state(rng, cdt, rdt):
+    """A dense Abar lives on the full state [x, conj x]: (H, 2N, 2N). An odd size reached NumPy's
+    broadcasting error inside the recurrence."""
+    (Ab, Bb), _, C, u = _scan_system(rng, cdt, rdt)
+    with pytest.raises(ValueError, match=r"^Abar: expected a dense \(H, 2N, 2N\) .*even.*got shape \(2, 5, 5\)"):
+        s4.scan(Ab[:, :5, :5], Bb[:, :5], C[:, :2], u)
+
+
+@SCAN_DTYPES
+def test_scan_refuses_non_finite_parameters(rng, cdt, rdt):
+    """NaN/Inf in Abar, Bbar, C or D went through scan silently while kernel_diag / kernel_dplr
+    refuse non-finite parameters; now ValueError naming the argument (u's propagate, below)."""
+    dense, diag, C, u = _scan_system(rng, cdt, rdt)
+    H = u.shape[1]
+    for Abar, Bbar in (dense, diag):
+        for name in ("Abar", "Bbar", "C", "D"):
+            args = {"Abar": Abar.copy(), "Bbar": Bbar.copy(), "C": C.copy(), "D": rng.standard_normal(H).astype(rdt)}
+            args[name].reshape(-1)[rng.integers(args[name].size)] = rng.choice([np.nan, np.inf, -np.inf])
+            with pytest.raises(ValueError, match=f"^{name}: expected finite values, found"):
+                s4.scan(args["Abar"], args["Bbar"], args["C"], u, args["D"])
+    with pytest.raises(ValueError, match="^D: expected a finite number"):
+        s4.scan(*dense, C, u, float("nan"))
+
+
+@SCAN_DTYPES
+def test_scan_scalar_d_and_non_finite_u(rng, cdt, rdt):
+    """A scalar D (accepted by fftconv, whose oracle scan is) was refused with a shape error; it is
+    that D in every channel (rounded to u's dtype, as in fftconv). NaN in u propagates: y is NaN
+    from that step on in that (batch, channel) row and unchanged elsewhere."""
+    (Ab, Bb), _, C, u = _scan_system(rng, cdt, rdt)
+    H, L = u.shape[1:]
+    d = float(rng.standard_normal())
+    y = s4.scan(Ab, Bb, C, u, np.full(H, d, rdt))
+    for D in (d, np.array(d), rdt(d)):
+        assert np.array_equal(s4.scan(Ab, Bb, C, u, D), y)
+    bad = u.copy()
+    bad[1, 0, 5] = np.nan
+    yb = s4.scan(Ab, Bb, C, bad, d)
+    hit = np.zeros(u.shape, bool)
+    hit[1, 0, 5:] = True
+    assert np.isnan(yb[hit]).all() and np.array_equal(yb[~hit], y[~hit])

@@ -620,20 +620,27 @@ def discretize(Lambda, P, B, dt, *, method: str = "bilinear") -> tuple[np.ndarra
 def scan(Abar, Bbar, C, u, D=None) -> np.ndarray:
     """The recurrence x_k = Abar x_{k-1} + Bbar u_k, y_k = Re(C_f x_k) + D u_k (diagonal: 2 Re(C x))
     from x = 0, in float64: the oracle for checking the convolution view. Abar, Bbar from
-    ``discretize``; C (H, N) the stored half (the true C, not Ct); u (B, H, L) real; D (H,).
-    NumPy only."""
+    ``discretize``: diagonal (H, N), (H, N), or dense on the full state [x, conj x] (H, 2N, 2N),
+    (H, 2N); C (H, N) the stored half (the true C, not Ct); u (B, H, L) real; D (H,), a real
+    scalar (as in ``fftconv``) or None. Non-finite Abar, Bbar, C or D are refused (as the kernels'
+    parameters); NaN/Inf in u propagate into y from their step on. NumPy only."""
     Abar = _arr(Abar, "Abar", _COMPLEX, ndim=(2, 3), gpu=False)
     H = Abar.shape[0]
     n = Abar.shape[1]
     if Abar.ndim == 3:
         _checks.check_shape(Abar, "Abar", (H, n, n))
+        if n % 2:
+            raise ValueError(f"Abar: expected a dense (H, 2N, 2N) matrix on the full state [x, conj x] (an even "
+                             f"size), got shape {tuple(Abar.shape)}")
     Bbar = _arr(Bbar, "Bbar", _COMPLEX, shape=(H, n), gpu=False)
     N = n if Abar.ndim == 2 else n // 2
     C = _arr(C, "C", _COMPLEX, shape=(H, N), gpu=False)
     u = _arr(u, "u", _REAL, ndim=3, gpu=False)
     _checks.check_shape(u, "u", (None, H, None))
-    if D is not None:
-        D = _arr(D, "D", _REAL, shape=(H,), gpu=False)
+    D = _d_arg(D, H, _REAL, u, gpu=False)
+    for name, a in (("Abar", Abar), ("Bbar", Bbar), ("C", C), ("D", D)):
+        if a is not None:
+            _check_finite(a, name)
     return _ref.scan(Abar, Bbar, C, u, D)
 
 
