@@ -971,15 +971,12 @@ def test_scan_scalar_d_and_non_finite_u(rng, cdt, rdt):
     assert np.isnan(yb[hit]).all() and np.array_equal(yb[~hit], y[~hit])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compiled Cauchy forward (cpp/s4/s4_kernels.simd.cpp cauchy, cuda/s4/s4.cu cauchy_kernel): the node "
-    "scale m = |Re z| + |Im z| overflows to inf (g = 0, then 0/0), and with conj the unscaled numerator "
-    "-2 Re(v conj w) + 2 Re(v) z overflows; needs a C++ change (clamp m, scale the numerator by g)"))
 @pytest.mark.parametrize("conj", [True, False])
 @pytest.mark.parametrize("cdt", [np.complex64, np.complex128])
 def test_cauchy_nodes_near_the_float_max(rng, cdt, conj):
     """|z| near the largest float: y ~ 2 Re(sum v)/z is tiny but finite; it came back NaN/Inf once
-    |Re z| + |Im z| (any conj) or 2 |Re v| max(|Re z|, |Im z|) (conj) exceeds the float max."""
+    |Re z| + |Im z| (any conj: the node scale overflowed, then 0/0) or 2 |Re v| max(|Re z|, |Im z|)
+    (conj: the unscaled numerator overflowed) exceeded the float max."""
     fmax = float(np.finfo(cdt).max)
     v, w = crandn(rng, 2, 6), crandn(rng, 2, 6)
     w.real = -np.abs(w.real)

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <limits>
 #include <vector>
 
 #include "common/errors.hpp"
@@ -66,18 +67,16 @@ void cauchy(const T* v, const T* z, const T* w, T* out, std::int64_t batch, std:
     // denominators stay finite for huge |z| (e.g. the S4 node tan(pi k/L) near Nyquist), and
     // 1/D = sg^2 conj(D')/|D'|^2 with D' the denominator at (sg z, sg w) (the two factors sg are
     // applied separately so that nothing underflows either).
-    T zr[kNodeBlock], zi[kNodeBlock], pr[kNodeBlock], pi[kNodeBlock], sg[kNodeBlock], ar[kNodeBlock],
-        ai[kNodeBlock];
+    T pr[kNodeBlock], pi[kNodeBlock], sg[kNodeBlock], ar[kNodeBlock], ai[kNodeBlock];
     for (std::int64_t item = lo; item < hi; ++item) {
       const std::int64_t b = item / nblk, j0 = (item % nblk) * kNodeBlock;
       const std::int64_t nb = std::min(kNodeBlock, Lz - j0);
       for (std::int64_t j = 0; j < nb; ++j) {
         const T xr = z[2 * (j0 + j)], xi = z[2 * (j0 + j) + 1];
-        const T m = std::abs(xr) + std::abs(xi);
+        // (capped at the largest finite T: |xr| + |xi| past it gave sg = 0 and 0/0 below)
+        const T m = std::min(std::abs(xr) + std::abs(xi), std::numeric_limits<T>::max());
         sg[j] = m > T(1) ? T(1) / m : T(1);
-        zr[j] = xr;  // the node, for the numerators
-        zi[j] = xi;
-        pr[j] = xr * sg[j];  // the scaled node, for the denominators
+        pr[j] = xr * sg[j];  // the scaled node, for the denominators and numerators
         pi[j] = xi * sg[j];
         ar[j] = T(0);
         ai[j] = T(0);
@@ -92,10 +91,12 @@ void cauchy(const T* v, const T* z, const T* w, T* out, std::int64_t batch, std:
             const T g = sg[j];
             const T dx = pr[j] - wr * g, y = pi[j], ws = wi * g;
             const T dr = dx * dx + (ws - y) * (ws + y), di = T(2) * y * dx;
-            const T inv = g / (dr * dr + di * di);  // the second factor g is applied to num conj(D')
-            const T nr = alpha + beta * zr[j], ni = beta * zi[j];
-            ar[j] += ((nr * dr + ni * di) * g) * inv;  // num * conj(d) / |d|^2
-            ai[j] += ((ni * dr - nr * di) * g) * inv;
+            const T inv = g / (dr * dr + di * di);  // the second factor g is applied to num
+            // num * g = alpha g + beta (g z), formed at the scaled node: beta z itself overflows
+            // for |z| near the float max (the same bits where g = 1)
+            const T nr = alpha * g + beta * pr[j], ni = beta * y;
+            ar[j] += (nr * dr + ni * di) * inv;  // num * conj(d) / |d|^2
+            ai[j] += (ni * dr - nr * di) * inv;
           }
         } else {
           for (std::int64_t j = 0; j < nb; ++j) {

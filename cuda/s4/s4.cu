@@ -4,6 +4,7 @@
 // results are deterministic run to run.
 #include "cuda/s4/s4.cuh"
 
+#include <cfloat>
 #include <cuComplex.h>
 #include <cuda_runtime.h>
 
@@ -32,7 +33,9 @@ __global__ void __launch_bounds__(kThreads)
   const std::int64_t j = (blockIdx.x % nblk) * kThreads + threadIdx.x;
   const T zr = j < Lz ? z[2 * j] : T(0), zi = j < Lz ? z[2 * j + 1] : T(0);
   // denominators at the node scaled by g = 1/max(1, |zr| + |zi|) (finite for huge |z|)
-  const T m = fabs(zr) + fabs(zi), g = m > T(1) ? T(1) / m : T(1), pr = zr * g, pi = zi * g;
+  // (m capped at the largest finite T: past it g was 0 and the terms 0/0)
+  const T m = fmin(fabs(zr) + fabs(zi), sizeof(T) == 4 ? T(FLT_MAX) : T(DBL_MAX));
+  const T g = m > T(1) ? T(1) / m : T(1), pr = zr * g, pi = zi * g;
   T ar = T(0), ai = T(0);
   const T* vb = v + 2 * b * N;
   const T* wb = w + 2 * b * N;
@@ -53,9 +56,10 @@ __global__ void __launch_bounds__(kThreads)
         const T dx = pr - wr * g, ws = wi * g;
         const T dr = dx * dx + (ws - pi) * (ws + pi), di = T(2) * pi * dx;
         const T inv = g / (dr * dr + di * di);  // times g again below: 1/D = g^2 conj(D')/|D'|^2
-        const T nr = T(-2) * (vr * wr + vi * wi) + T(2) * vr * zr, ni = T(2) * vr * zi;
-        ar += ((nr * dr + ni * di) * g) * inv;
-        ai += ((ni * dr - nr * di) * g) * inv;
+        // num * g formed at the scaled node (2 Re v z itself overflows for |z| near the float max)
+        const T nr = T(-2) * (vr * wr + vi * wi) * g + T(2) * vr * pr, ni = T(2) * vr * pi;
+        ar += (nr * dr + ni * di) * inv;
+        ai += (ni * dr - nr * di) * inv;
       } else {
         const T dr = pr - wr * g, di = pi - wi * g;
         const T inv = g / (dr * dr + di * di);
