@@ -838,6 +838,19 @@ def test_fftconv_bidirectional_must_be_a_bool(rng):
         s4.fftconv_backward(u, K, None, u, bidirectional=1)
 
 
+def test_conj_must_be_a_bool(rng):
+    """bool(conj) turned conj="no" into the conjugate-pair form."""
+    v, w, z = crandn(rng, 2, 4), crandn(rng, 2, 4), crandn(rng, 5)
+    with pytest.raises(TypeError, match="conj: expected a bool, got str"):
+        s4.cauchy(v, z, w, conj="no")
+    with pytest.raises(TypeError, match="conj: expected a bool, got int"):
+        s4.cauchy_backward(v, z, w, crandn(rng, 2, 5), conj=0)
+    with pytest.raises(TypeError, match="conj: expected a bool, got str"):
+        s4.vandermonde(v, w, 6, conj="no")
+    with pytest.raises(TypeError, match="conj: expected a bool, got NoneType"):
+        s4.vandermonde_backward(v, w, rng.standard_normal((2, 6)), conj=None)
+
+
 def test_kernel_dplr_backward_without_states():
     """N = 0 or H = 0: the forward is zeros, the backward zero gradients of every shape (it raised
     a NumPy reshape error)."""

@@ -303,6 +303,14 @@ def _reject_bool(value: Any, name: str, what: str) -> None:
         raise TypeError(f"{name}: expected {what}, got bool")
 
 
+def check_bool(value: Any, name: str) -> bool:
+    """A bool or NumPy bool as a Python bool; anything else is a TypeError (a string such as "no"
+    is truthy, 0/1 are ambiguous)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return bool(value)
+
+
 def check_int(value: Any, name: str, *, lo: int | None = None, hi: int | None = None) -> int:
     """A Python int in [lo, hi] (either bound optional). TypeError for non-integers (bool too)."""
     _reject_bool(value, name, "an integer")

@@ -435,10 +435,8 @@ def integrated_gradients(
     is_model = isinstance(f, _Model)
     if not is_model and not callable(f):
         raise TypeError(f"f: expected a built-in model (ig.Linear, ig.MLP) or a callable, got {type(f).__name__}")
-    if not isinstance(multiply_by_inputs, (bool, np.bool_)):
-        raise TypeError("multiply_by_inputs: expected a bool")
-    if not isinstance(return_delta, (bool, np.bool_)):
-        raise TypeError("return_delta: expected a bool")
+    _checks.check_bool(multiply_by_inputs, "multiply_by_inputs")
+    _checks.check_bool(return_delta, "return_delta")
     if return_delta and not multiply_by_inputs:
         raise ValueError("return_delta=True needs multiply_by_inputs=True: completeness "
                          "(Σ attributions = F(x) − F(x')) does not hold for the path-averaged gradient")

@@ -162,16 +162,17 @@ def cauchy(v, z, w, *, conj: bool = True) -> np.ndarray:
     Returns (..., L') of that dtype. Memory O(N + L') per row (the (N, L') matrix is never
     formed); the conjugate pair shares one denominator, factored to stay accurate near
     resonance. Empty N gives zeros."""
+    conj = _checks.check_bool(conj, "conj")
     v, z, w, gpu = _cauchy_args(v, z, w)
     lead, N = v.shape[:-1], v.shape[-1]
     out = _xp(v).zeros(lead + (z.shape[0],), v.dtype)
     if out.size == 0 or N == 0:
         return out
     if gpu:
-        _gpu().cauchy(_ptr(v), _ptr(z), _ptr(w), _ptr(out), out.size // z.shape[0], N, z.shape[0], bool(conj),
+        _gpu().cauchy(_ptr(v), _ptr(z), _ptr(w), _ptr(out), out.size // z.shape[0], N, z.shape[0], conj,
                       v.dtype == np.complex64, _backend.stream_handle())
         return out
-    _cpu().cauchy(v.reshape(-1, N), z, w.reshape(-1, N), out.reshape(-1, z.shape[0]), bool(conj))
+    _cpu().cauchy(v.reshape(-1, N), z, w.reshape(-1, N), out.reshape(-1, z.shape[0]), conj)
     return out
 
 
@@ -179,6 +180,7 @@ def cauchy_backward(v, z, w, grad, *, conj: bool = True) -> tuple[np.ndarray, np
     """Gradients (dv, dw) of ``cauchy`` for an upstream gradient grad (..., L') given as
     dL/dRe y + i dL/dIm y (the PyTorch convention for complex tensors); dv, dw use the same
     convention."""
+    conj = _checks.check_bool(conj, "conj")
     v, z, w, gpu = _cauchy_args(v, z, w)
     lead, N = v.shape[:-1], v.shape[-1]
     grad = _arr(grad, "grad", (v.dtype.name,), shape=lead + (z.shape[0],))
@@ -188,11 +190,11 @@ def cauchy_backward(v, z, w, grad, *, conj: bool = True) -> tuple[np.ndarray, np
     if gpu:
         if v.size and z.size:
             _gpu().cauchy_backward(_ptr(v), _ptr(z), _ptr(w), _ptr(grad), _ptr(dv), _ptr(dw), v.size // N, N,
-                                   z.shape[0], bool(conj), v.dtype == np.complex64, _backend.stream_handle())
+                                   z.shape[0], conj, v.dtype == np.complex64, _backend.stream_handle())
         return dv, dw
     if v.size and z.size:
         _cpu().cauchy_backward(v.reshape(-1, N), z, w.reshape(-1, N), grad.reshape(-1, z.shape[0]),
-                               dv.reshape(-1, N), dw.reshape(-1, N), bool(conj))
+                               dv.reshape(-1, N), dw.reshape(-1, N), conj)
     return dv, dw
 
 
@@ -220,6 +222,7 @@ def vandermonde(v, x, L, *, conj: bool = True) -> np.ndarray:
     v, x: (..., N) complex64/complex128. The phase x*l is evaluated in float64 (exact powers
     from an exp anchor per 2048 outputs, float64 power tables), so complex64 stays accurate for
     long L; the (N, L) matrix is never formed."""
+    conj = _checks.check_bool(conj, "conj")
     v, x, gpu = _vand_args(v, x)
     L = _length(L)
     lead, N = v.shape[:-1], v.shape[-1]
@@ -235,7 +238,7 @@ def vandermonde(v, x, L, *, conj: bool = True) -> np.ndarray:
         return out
     _vandermonde_rows(xp.ascontiguousarray(v.reshape(rows, N).astype(np.complex128)),
                       xp.ascontiguousarray(x.reshape(rows, N).astype(np.complex128)), out.reshape(rows, L), L,
-                      bool(conj), gpu)
+                      conj, gpu)
     return out
 
 
@@ -243,6 +246,7 @@ def vandermonde_backward(v, x, grad, *, conj: bool = True) -> tuple[np.ndarray, 
     """Gradients (dv, dx) of ``vandermonde``: grad (..., L) real (conj) or complex; dv, dx in
     the dtype of v (complex convention of ``cauchy_backward``):
     dv = sum_l G_l conj(e^{x l}), dx = conj(v) sum_l G_l l conj(e^{x l}), G = 2 grad (conj)."""
+    conj = _checks.check_bool(conj, "conj")
     v, x, gpu = _vand_args(v, x)
     xp = _xp(v)
     lead, N = v.shape[:-1], v.shape[-1]
@@ -254,7 +258,7 @@ def vandermonde_backward(v, x, grad, *, conj: bool = True) -> tuple[np.ndarray, 
     L = grad.shape[-1]
     rows = int(np.prod(lead, dtype=np.int64))
     dv, dx = _vandermonde_backward_rows(xp, v.reshape(rows, N), x.reshape(rows, N), grad.reshape(rows, L),
-                                        bool(conj), gpu, single)
+                                        conj, gpu, single)
     return dv.reshape(v.shape).astype(v.dtype), dx.reshape(v.shape).astype(v.dtype)
 
 
@@ -699,8 +703,7 @@ def _d_arg(D, H, dtypes, like, gpu=True):
 
 
 def _conv_args(u, K, D, bidirectional):
-    if not isinstance(bidirectional, (bool, np.bool_)):  # a string such as "no" is truthy
-        raise TypeError(f"bidirectional: expected a bool, got {type(bidirectional).__name__}")
+    _checks.check_bool(bidirectional, "bidirectional")
     u = _arr(u, "u", _REAL, ndim=3)
     Bn, H, L = u.shape
     dtype = u.dtype.name

@@ -68,14 +68,6 @@ def options_from_names(names: Sequence[str], weight_decay: float = 0.01) -> dict
     return _options_from_names(list(names), weight_decay)
 
 
-def _check_bool(value: Any, name: str) -> bool:
-    """A bool or NumPy bool as a Python bool; anything else (a string such as "no" is truthy,
-    0/1 is ambiguous) is a TypeError."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
-    return bool(value)
-
-
 def _array_list(x: Any, name: str) -> list:
     if isinstance(x, (list, tuple)):
         return list(x)
@@ -105,9 +97,7 @@ def _per_tensor(value: Any, n: int, name: str, default: Any, kind: str) -> list:
         if kind == "float":
             out.append(_checks.check_scalar(v, item))
         elif kind == "bool":
-            if not isinstance(v, (bool, np.bool_)):
-                raise TypeError(f"{item}: expected a bool, got {type(v).__name__}")
-            out.append(bool(v))
+            out.append(_checks.check_bool(v, item))
         else:
             out.append(_checks.check_choice(v, item, _RMS_MODES))
     return out
@@ -276,7 +266,7 @@ def tiger_step(
     scope = _checks.check_choice(scope, "scope", ("tensor", "global"))
     for flag_name, flag in (("maximize", maximize), ("strict_reference", strict_reference),
                             ("stochastic_rounding", stochastic_rounding)):
-        _check_bool(flag, flag_name)
+        _checks.check_bool(flag, flag_name)
     seed = _checks.check_int(seed, "seed", lo=0, hi=2**64 - 1)
     if beta2 is not None:
         beta2 = _checks.check_scalar(beta2, "beta2", lo=0.0, hi=1.0, hi_inclusive=False)
@@ -385,7 +375,7 @@ class Tiger:
         self.grad_accum_steps = _checks.check_int(grad_accum_steps, "grad_accum_steps", lo=1)
         self.shrink_ratio = _checks.check_scalar(shrink_ratio, "shrink_ratio", lo=0.0, hi=1.0)
         self.lr_schedule = _check_schedule(lr_schedule, "lr_schedule")
-        self.from_zero = _check_bool(from_zero, "from_zero")
+        self.from_zero = _checks.check_bool(from_zero, "from_zero")
         if names is not None:
             derived = options_from_names(names, self.weight_decay)
             if len(derived["lr_mult"]) != len(self.params):
@@ -497,7 +487,7 @@ class Tiger:
             self._check_options(options, new["beta"], new["weight_decay"], new["grad_accum_steps"],
                                 new["shrink_ratio"])
             schedule = self._restored_schedule(hyper)
-            from_zero = _check_bool(hyper.get("from_zero", True), "state['hyper']['from_zero']")
+            from_zero = _checks.check_bool(hyper.get("from_zero", True), "state['hyper']['from_zero']")
         for i, (src, dst) in enumerate(zip(moms, self.moms)):
             dst[...] = src
         self.t = t

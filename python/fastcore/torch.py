@@ -344,7 +344,7 @@ class _Cauchy(torch.autograd.Function):
 
 def cauchy(v: torch.Tensor, z: torch.Tensor, w: torch.Tensor, *, conj: bool = True) -> torch.Tensor:
     """Differentiable :func:`fastcore.s4.cauchy` in v and w (z is treated as a constant)."""
-    return _Cauchy.apply(v, z, w, bool(conj))
+    return _Cauchy.apply(v, z, w, conj)  # fastcore.s4 checks conj
 
 
 class _Vandermonde(torch.autograd.Function):
@@ -370,7 +370,7 @@ class _Vandermonde(torch.autograd.Function):
 
 def vandermonde(v: torch.Tensor, x: torch.Tensor, L: int, *, conj: bool = True) -> torch.Tensor:
     """Differentiable :func:`fastcore.s4.vandermonde` in v and x (CPU and CUDA tensors)."""
-    return _Vandermonde.apply(v, x, L, bool(conj))  # fastcore.s4 checks L
+    return _Vandermonde.apply(v, x, L, conj)  # fastcore.s4 checks L and conj
 
 
 def _save_with_number(ctx, tensors, value):
