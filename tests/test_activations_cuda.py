@@ -156,6 +156,9 @@ def test_entmax_bisect_on_every_schedule(rng, alpha, shape, axis):
     np.testing.assert_allclose(cp.asnumpy(got), want, atol=1e-11, rtol=1e-11)
     if alpha <= 2:
         assert cp.array_equal(A.entmax_bisect(x, alpha, axis=axis, n_iter=40), got)
+    # an n_iter stop renormalises with a pass of its own (a converged iteration reuses its sum)
+    stopped = cp.asnumpy(A.entmax_bisect(x, alpha, axis=axis, n_iter=2))
+    np.testing.assert_allclose(stopped.sum(axis=axis), 1.0, atol=1e-12)
     got32 = A.entmax_bisect(x.astype(cp.float32), alpha, axis=axis)
     np.testing.assert_allclose(cp.asnumpy(got32), A.entmax_bisect(x_host.astype(np.float32), alpha, axis=axis),
                                atol=TOL["float32"])

@@ -140,9 +140,12 @@ __device__ void softmax_row(const RowView<T>& row, acc_t<T> scale, bool log, con
 // (1 - S^(-1/b)) (b - 1) (S Q2/Q1^2 - 1), Newton where |L| >= 1), replaced by bisection outside
 // the bracket; a step that no longer moves tau ends the iteration before the bracket check
 // (which would otherwise turn it into a bisection and walk the bracket down to rounding).
+// *sum_at_tau: S at the returned tau when the last pass was there (the output's renormalisation
+// then needs no pass of its own: the same sum in the same order, so the same bits), else -1.
 template <class D, class R>
 __device__ double bisect_tau(const D& d, std::int64_t n, double alpha, double active, int n_iter,
-                             const R& red) {
+                             const R& red, double* sum_at_tau) {
+  *sum_at_tau = -1.0;
   const double inv_beta = 1.0 / (alpha - 1.0);
   const bool halley = inv_beta >= 2.0;
   double lo = -1.0, hi = -pow(active, 1.0 - alpha);
@@ -167,7 +170,10 @@ __device__ double bisect_tau(const D& d, std::int64_t n, double alpha, double ac
     q1 = red.sum(q1);
     if (halley || concave) q2 = red.sum(q2);  // uniform across the block: every thread takes the branch
     const double f = sum_p - 1.0;
-    if (f == 0.0) return tau;
+    if (f == 0.0) {
+      *sum_at_tau = sum_p;
+      return tau;
+    }
     if (f > 0) lo = tau; else hi = tau;
     const bool has_slope = q1 > 0.0;
     double next = 0.5 * (lo + hi);
@@ -184,9 +190,13 @@ __device__ double bisect_tau(const D& d, std::int64_t n, double alpha, double ac
     // far from the root (rows.simd.cpp's bisect_tau): accepted only when S is 1 to rounding
     // (the tolerance scales with the entries above tau, q2 here: the CPU's list of survivors, or
     // fewer after a pass with S < 1, which is then only stricter)
-    if (has_slope && next == tau && (!concave || fabs(f) <= 4.0 * 2.220446049250313e-16 * q2)) break;
-    if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
-    if (next == tau || hi - lo <= 4 * 2.220446049250313e-16 * fabs(tau)) break;
+    const bool converged =
+        has_slope && next == tau && (!concave || fabs(f) <= 4.0 * 2.220446049250313e-16 * q2);
+    if (!converged && !(next > lo && next < hi)) next = 0.5 * (lo + hi);
+    if (converged || next == tau || hi - lo <= 4 * 2.220446049250313e-16 * fabs(tau)) {
+      *sum_at_tau = sum_p;
+      return tau;
+    }
     tau = next;
   }
   return tau;
@@ -258,7 +268,9 @@ __device__ void sparse_row(const RowView<T>& row, int map, double scale, double 
     }
   }
   const double effective_alpha = map == kSparsemax ? 2.0 : map == kEntmax15 ? 1.5 : alpha;
-  if (!exact) tau = bisect_tau(d, row.n, effective_alpha, active, map == kBisect ? n_iter : 0, red);
+  double sum_at_tau = -1.0;
+  if (!exact)
+    tau = bisect_tau(d, row.n, effective_alpha, active, map == kBisect ? n_iter : 0, red, &sum_at_tau);
 
   if (map == kSparsemax || map == kEntmax15) {
     for (std::int64_t i = red.first(); i < row.n; i += red.step()) {
@@ -269,12 +281,15 @@ __device__ void sparse_row(const RowView<T>& row, int map, double scale, double 
     return;
   }
   const double inv_beta = 1.0 / (alpha - 1.0);
-  double total = 0.0;
-  for (std::int64_t i = red.first(); i < row.n; i += red.step()) {
-    const double u = d(i) - tau;
-    total += u > 0 ? pow(u, inv_beta) : 0.0;
+  double total = sum_at_tau;  // the iteration's last sum when it was taken at tau (uniform)
+  if (total < 0.0) {  // an n_iter stop: one more pass
+    total = 0.0;
+    for (std::int64_t i = red.first(); i < row.n; i += red.step()) {
+      const double u = d(i) - tau;
+      total += u > 0 ? pow(u, inv_beta) : 0.0;
+    }
+    total = red.sum(total);
   }
-  total = red.sum(total);
   const double inv_total = total > 0 ? 1.0 / total : 0.0;  // renormalise (as entmax does)
   for (std::int64_t i = red.first(); i < row.n; i += red.step()) {
     const double u = d(i) - tau;
