@@ -240,19 +240,26 @@ inline float tanh_of(float z) {
 // erfc for GELU's Φ(z) = erfc(−z/√2)/2. double: the C library's (correctly rounded to ~1 ulp).
 // float: erfc(a) = exp(−a²)·t·Q(t), t = 1/(1 + a/2), Q a degree-8 polynomial fitted to
 // erfcx(a)/t on [0, 12] by tools/fit_erfcx.py (relative error 4.4e-8; 3.2e-7 evaluated in float32),
-// with exp(−a²) from exp_minus_square, so the tail keeps its relative accuracy: Abramowitz &
-// Stegun 7.1.26 (absolute error 1.5e-7) was 5e-5 off at a = 2.1 and 1 % at a = 5.7 (gelu(−3),
-// gelu(−8)); what remains in the tail is the rounding of a = −z/√2 itself (relative error
-// ~2a²·2^-24 of erfc: 4e-6 at z = −9). Branch-free, so the loop vectorises; erfc(−a) = 2 − erfc(a).
+// with exp(−a²) = exp(−z²/2) from exp_minus_half_square on z itself, so the tail keeps its
+// relative accuracy: Abramowitz & Stegun 7.1.26 (absolute error 1.5e-7) was 5e-5 off at a = 2.1
+// and 1 % at a = 5.7 (gelu(−3), gelu(−8)); the exponent from a = |z|/√2 rounded to float carried
+// that rounding (relative ~2a²·2^-24 of erfc: 4e-6 at z = −9), while a enters t·Q(t) only
+// weakly. Branch-free, so the loop vectorises; erfc(−a) = 2 − erfc(a).
 inline double erfc_of(double v) { return std::erfc(v); }
-// exp(−a²) with a² = hi + lo exact (Dekker's split: 12-bit halves multiply exactly; the build
-// never contracts to FMA): exp(−hi)·(1 − lo).
-inline float exp_minus_square(float a) {
-  const float hi = a * a;
-  const float split = a * 4097.0f;  // 2^12 + 1
-  const float a_hi = split - (split - a), a_lo = a - a_hi;
-  const float lo = ((a_hi * a_hi - hi) + 2.0f * a_hi * a_lo) + a_lo * a_lo;
-  return vmath::exp_f32(-hi) * (1.0f - lo);
+// exp(−x²/2) for x >= 0 with x² = hi + lo exact (Dekker's split: 12-bit halves multiply exactly;
+// the build never contracts to FMA) and the halving exact: exp(−hi/2)·(1 − lo/2).
+inline float exp_minus_half_square(float x) {
+  const float hi = x * x;
+  const float split = x * 4097.0f;  // 2^12 + 1 (finite: callers clamp x)
+  const float x_hi = split - (split - x), x_lo = x - x_hi;
+  const float lo = ((x_hi * x_hi - hi) + 2.0f * x_hi * x_lo) + x_lo * x_lo;
+  return vmath::exp_f32(-0.5f * hi) * (1.0f - 0.5f * lo);
+}
+// |z| clamped to 16, where exp(−z²/2) is 0 in float (a NaN stays NaN): the split's x·4097
+// overflowed for |z| > ~8e34, and inf − inf made gelu(±1e36) NaN.
+inline float clamped_abs(float z) {
+  const float x = z < 0.0f ? -z : z;
+  return x > 16.0f ? 16.0f : x;
 }
 // erfc(a) = exp(−a²)·t·Q(t) for a >= 0, given e = exp(−a²) (see above).
 inline float erfc_abs_from(float a, float e) {
@@ -268,29 +275,30 @@ inline float erfc_abs_from(float a, float e) {
   q = q * t + 2.820844745e-01f;
   return t * q * e;
 }
-inline float erfc_of(float v) {
-  const float a = v < 0.0f ? -v : v;
-  const float e = erfc_abs_from(a, exp_minus_square(a));  // erfc(|v|)
-  return v < 0.0f ? 2.0f - e : e;
+// GELU's Φ(z) = erfc(−z/√2)/2.
+inline double normal_cdf(double z) { return 0.5 * erfc_of(-z * 0.70710678118654752440); }
+inline float normal_cdf(float z) {
+  const float x = clamped_abs(z);
+  const float c = erfc_abs_from(x * 0.70710678118654752440f, exp_minus_half_square(x));  // erfc(|z|/√2)
+  return 0.5f * (z > 0.0f ? 2.0f - c : c);
 }
 
 // GELU's Φ(v) and φ(v) for the backward. double: the C library's erfc and vmath's exp. float:
-// both from one exponential, exp(−v²/2) = exp(−a²) with a = |v|/√2 (one exp per entry, not two).
+// both from one exponential, exp(−v²/2) (one exp per entry, not two).
 struct NormalCdfPdf {
   double cdf, pdf;
 };
 inline NormalCdfPdf normal_cdf_pdf(double v) {
-  return {0.5 * erfc_of(-v * 0.70710678118654752440), vexp(-0.5 * v * v) * 0.39894228040143267794};
+  return {normal_cdf(v), vexp(-0.5 * v * v) * 0.39894228040143267794};
 }
 struct NormalCdfPdfF {
   float cdf, pdf;
 };
 inline NormalCdfPdfF normal_cdf_pdf(float v) {
-  const float w = -v * 0.70710678118654752440f;
-  const float a = w < 0.0f ? -w : w;
-  const float e = exp_minus_square(a);
-  const float c = erfc_abs_from(a, e);
-  return {0.5f * (w < 0.0f ? 2.0f - c : c), e * 0.39894228040143267794f};
+  const float x = clamped_abs(v);
+  const float e = exp_minus_half_square(x);
+  const float c = erfc_abs_from(x * 0.70710678118654752440f, e);  // erfc(|v|/√2)
+  return {0.5f * (v > 0.0f ? 2.0f - c : c), e * 0.39894228040143267794f};
 }
 
 // GELU-tanh's 1 + tanh(u) and 1 - tanh(u)^2 without cancellation (1 + tanh(u) for u << 0 is a
@@ -322,7 +330,7 @@ inline void act_forward(Act act, const T* z, T* h, std::int64_t n) {
       for (std::int64_t j = 0; j < n; ++j) h[j] = tanh_of(z[j]);
       break;
     case Act::gelu:  // z Φ(z), Φ(z) = erfc(−z/√2)/2
-      for (std::int64_t j = 0; j < n; ++j) h[j] = z[j] * (T(0.5) * erfc_of(-z[j] * T(0.70710678118654752440)));
+      for (std::int64_t j = 0; j < n; ++j) h[j] = z[j] * normal_cdf(z[j]);
       break;
     case Act::gelu_tanh:  // ½ z (1 + tanh(√(2/π)(z + 0.044715 z³)))
       for (std::int64_t j = 0; j < n; ++j) {
@@ -357,7 +365,10 @@ inline void act_backward(Act act, const T* z, const T* hval, T* d, std::int64_t 
         const T c = T(0.79788456080286535588);
         const TanhTerms<T> t = tanh_terms(c * (v + T(0.044715) * v * v * v));
         const T du = c * (T(1) + T(3 * 0.044715) * v * v);
-        d[j] = d[j] * (T(0.5) * t.one_plus + T(0.5) * v * t.one_minus_sq * du);
+        // where |u| overflowed (|z| past ~7e12 in float32), 1 - tanh^2 u = 0 and du = inf: the
+        // slope term is 0, not NaN
+        const T slope = t.one_minus_sq > T(0) ? v * t.one_minus_sq * du : T(0);
+        d[j] = d[j] * (T(0.5) * t.one_plus + T(0.5) * slope);
       }
       break;
   }

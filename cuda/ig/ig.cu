@@ -111,7 +111,9 @@ __global__ void act_backward_kernel(int act, const T* __restrict__ z, const T* _
     } else if (act == 2) {
       const T c = T(0.79788456080286535588);
       const TanhTerms<T> t = tanh_terms(c * (v + T(0.044715) * v * v * v));
-      s = T(0.5) * t.one_plus + T(0.5) * v * t.one_minus_sq * c * (T(1) + T(3 * 0.044715) * v * v);
+      // (1 - tanh^2 u) = 0 where |u| overflowed: the slope term is 0, not 0 * inf (as the CPU)
+      const T slope = t.one_minus_sq > T(0) ? v * t.one_minus_sq * c * (T(1) + T(3 * 0.044715) * v * v) : T(0);
+      s = T(0.5) * t.one_plus + T(0.5) * slope;
     } else {
       const T t = h[idx];
       s = T(1) - t * t;

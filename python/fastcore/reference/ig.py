@@ -64,18 +64,22 @@ def activation(name, z):
         # Phi(z) = erfc(-z/sqrt 2)/2: 1 + erf(z/sqrt 2) cancels for z << 0 (gelu(-9) came out -0.0
         # instead of -1.0e-18)
         Phi = 0.5 * erfc(-z / np.sqrt(2.0))
-        phi = np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi)
+        with np.errstate(over="ignore"):  # z^2 overflowing to inf: phi = 0, as it should be
+            phi = np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi)
         return z * Phi, Phi + z * phi
     if name == "gelu_tanh":
         from scipy.special import expit
 
         c = np.sqrt(2.0 / np.pi)
-        u = c * (z + 0.044715 * z ** 3)
+        with np.errstate(over="ignore"):  # z^3 overflowing to +-inf: tanh u = +-1, as it should be
+            u = c * (z + 0.044715 * z ** 3)
         # 1 + tanh u = 2 expit(2u) and 1 - tanh^2 u = 4 expit(2u) expit(-2u), without the
         # cancellation of 1 + t for u << 0
         one_plus_t = 2.0 * expit(2.0 * u)
         one_minus_t2 = 4.0 * expit(2.0 * u) * expit(-2.0 * u)
-        return 0.5 * z * one_plus_t, 0.5 * one_plus_t + 0.5 * z * one_minus_t2 * c * (1.0 + 3 * 0.044715 * z * z)
+        with np.errstate(over="ignore", invalid="ignore"):  # |z| past ~1e102: z^3 overflows
+            slope = np.where(one_minus_t2 > 0, z * one_minus_t2 * c * (1.0 + 3 * 0.044715 * z * z), 0.0)
+        return 0.5 * z * one_plus_t, 0.5 * one_plus_t + 0.5 * slope
     if name == "identity":
         return z, np.ones_like(z)
     raise ValueError(name)
