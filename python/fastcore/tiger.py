@@ -403,9 +403,12 @@ class Tiger:
         # the check runs on empty stand-ins with the same per-tensor options).
         self._check_options()
 
-    def _check_options(self, options=None, beta=None, weight_decay=None, grad_accum_steps=None,
-                       shrink_ratio=None):
-        """Validates options with these hyper-parameters (default: this optimizer's) through
+    _HYPER_KEYS = ("beta", "weight_decay", "grad_accum_steps", "shrink_ratio")
+
+    def _check_options(self, options: Mapping[str, Any] | None = None,
+                       hyper: Mapping[str, Any] | None = None) -> None:
+        """Validates options (default: this optimizer's) with the hyper-parameters in ``hyper``
+        (beta, weight_decay, grad_accum_steps, shrink_ratio; default: this optimizer's) through
         tiger_step's own checks, on empty stand-ins (a zero-gradient dry run would move the
         weight decay). Raises what tiger_step would raise at the next step."""
         empties = [np.zeros(0, np.float32) for _ in self.params]
@@ -414,11 +417,8 @@ class Tiger:
         opts = dict(self.options if options is None else options)
         opts.pop("stochastic_rounding", None)
         opts.pop("seed", None)
-        pick = lambda value, default: default if value is None else value  # noqa: E731
-        tiger_step(empties, grads, moms, step=0, lr=0.0, beta=pick(beta, self.beta),
-                   weight_decay=pick(weight_decay, self.weight_decay),
-                   grad_accum_steps=pick(grad_accum_steps, self.grad_accum_steps),
-                   shrink_ratio=pick(shrink_ratio, self.shrink_ratio), **opts)
+        values = {key: getattr(self, key) if hyper is None else hyper[key] for key in self._HYPER_KEYS}
+        tiger_step(empties, grads, moms, step=0, lr=0.0, **values, **opts)
 
     def current_lr(self, t: int | None = None) -> float:
         """alpha * schedule at micro-step t (default: the next one)."""
@@ -484,8 +484,7 @@ class Tiger:
             if not isinstance(options, Mapping):
                 raise TypeError(f"state['hyper']['options']: expected a dict, got {type(options).__name__}")
             _check_option_names(options, "state['hyper']['options']")
-            self._check_options(options, new["beta"], new["weight_decay"], new["grad_accum_steps"],
-                                new["shrink_ratio"])
+            self._check_options(options, new)
             schedule = self._restored_schedule(hyper)
             from_zero = _checks.check_bool(hyper.get("from_zero", True), "state['hyper']['from_zero']")
         for i, (src, dst) in enumerate(zip(moms, self.moms)):
