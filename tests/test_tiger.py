@@ -774,3 +774,66 @@ def test_gpu_fast_validation_path_agrees_with_general_checks():
     for p, g, m in bad:
         assert not _gpu_triple_ok(FakeCupy(p), FakeCupy(g), FakeCupy(m))
     assert not _gpu_triple_ok(f32, f32, f32)  # NumPy arrays are not CuPy arrays
+
+
+def test_cpu_fast_validation_path_agrees_with_general_checks():
+    """The compiled metadata pre-check (regular_prefix) passes exactly the NumPy triples that the
+    Python checks pass: every triple it stops at must be one _cpu_triple_ok rejects too, and every
+    triple it passes one that _cpu_triple_ok accepts (a wrong 'pass' would skip a check)."""
+    from fastcore import _backend
+    from fastcore.tiger import _cpu_triple_ok
+
+    class Sub(np.ndarray):
+        pass
+
+    f32, f64 = np.zeros((3, 4), np.float32), np.zeros((3, 4), np.float64)
+    readonly = np.zeros((3, 4), np.float32)
+    readonly.flags.writeable = False
+    wide = np.zeros((3, 8), np.float32)
+    ok = [(f32, f32, f32), (f64, f64, f64), (f32, readonly, f32), (np.zeros(0, np.float32),) * 3,
+          (np.zeros((), np.float64),) * 3, (wide[:, :4].copy(), f32, f32), (f32, np.zeros((3, 4), "<f4"), f32)]
+    bad = [(f32, f64, f32), (f32, f32, f64), (np.zeros((3, 4), np.float16),) * 3, (np.zeros((3, 4), np.int32),) * 3,
+           (f32, np.zeros((4, 3), np.float32), f32), (f32, np.zeros(12, np.float32), f32),
+           (f32, f32, np.zeros((3, 4, 1), np.float32)), (wide[:, :4], f32, f32), (f32, np.zeros((4, 3), np.float32).T, f32),
+           (f32, f32, np.zeros((3, 4), ">f4")), (readonly, f32, f32), (f32, f32, readonly), (f32.view(Sub), f32, f32),
+           (f32, f32.view(Sub), f32), (f32, f32, np.asfortranarray(np.zeros((3, 4), np.float32))),
+           (f32, [[0.0] * 4] * 3, f32), (f32, None, f32)]
+    regular_prefix = _backend.cpu().tiger.regular_prefix
+    for p, g, m in ok:
+        assert _cpu_triple_ok(p, g, m) and regular_prefix([p], [g], [m]) == 1
+    for p, g, m in bad:
+        assert not _cpu_triple_ok(p, g, m) and regular_prefix([p], [g], [m]) == 0
+    # it stops at the first irregular triple
+    assert regular_prefix([f32, f32, f32], [f32, f64, f32], [f32, f32, f32]) == 1
+
+
+def test_overlap_check_matches_pairwise_definition(rng):
+    """The vectorised overlap check rejects a call exactly when a parameter or momentum shares a
+    byte with any other array of the call (grads may share memory with each other): random
+    slices of one buffer, against the O(n^2) definition; the error names an overlapping pair."""
+    from fastcore.tiger import _check_no_aliasing
+
+    buffer = np.zeros(400, np.float32)
+    for trial in range(300):
+        n = int(rng.integers(1, 6))
+        arrays = []
+        for _ in range(3 * n):
+            lo = int(rng.integers(0, 390))
+            arrays.append(buffer[lo:lo + int(rng.integers(0, 12))])
+        params, moms, grads = arrays[:n], arrays[n:2 * n], arrays[2 * n:]
+        named = ([(f"params[{i}]", a, True) for i, a in enumerate(params)]
+                 + [(f"moms[{i}]", a, True) for i, a in enumerate(moms)]
+                 + [(f"grads[{i}]", a, False) for i, a in enumerate(grads)])
+
+        def overlap(a, b):
+            return a.size and b.size and np.shares_memory(a, b)
+
+        clashes = {frozenset((na, nb)) for ia, (na, a, wa) in enumerate(named) for nb, b, wb in named[ia + 1:]
+                   if (wa or wb) and overlap(a, b)}
+        if not clashes:
+            _check_no_aliasing(params, moms, grads)
+            continue
+        with pytest.raises(ValueError, match="overlaps") as info:
+            _check_no_aliasing(params, moms, grads)
+        first, other = info.value.args[0].split(": overlaps ")[0], info.value.args[0].split(": overlaps ")[1].split(" ")[0]
+        assert frozenset((first, other)) in clashes, (info.value, clashes)

@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -94,12 +95,56 @@ void bind_tiger(py::module_& m) {
         py::arg("chunk"),
         "Fused multi-tensor Tiger step in place (validated by fastcore.tiger.tiger_step). Returns the "
         "per-tensor non-finite flags.");
-  m.def("addresses", [](const std::vector<py::array>& arrays) {
-    std::vector<std::uintptr_t> out;
-    out.reserve(arrays.size());
-    for (const auto& a : arrays) out.push_back(reinterpret_cast<std::uintptr_t>(a.data()));
+  // Fast paths of fastcore.tiger's validation for long lists of NumPy arrays (they read metadata
+  // only, never the data; the Python checks give every error message). regular_prefix: how many
+  // leading triples certainly pass the CPU checks (the exact type numpy.ndarray, one native
+  // float32/float64 dtype, one shape, C-contiguous, params and moms writeable) — ~20 ns a triple
+  // against ~0.8 us for the same tests in Python.
+  m.def("regular_prefix", [](const py::list& params, const py::list& grads, const py::list& moms) {
+    // released handles: static py::objects would be released after the interpreter at exit
+    static const py::handle ndarray = py::object(py::module_::import("numpy").attr("ndarray")).release();
+    static const py::handle f32_handle = py::dtype::of<float>().release();
+    static const py::handle f64_handle = py::dtype::of<double>().release();
+    const auto f32 = py::reinterpret_borrow<py::dtype>(f32_handle);
+    const auto f64 = py::reinterpret_borrow<py::dtype>(f64_handle);
+    const auto* array_type = reinterpret_cast<PyTypeObject*>(ndarray.ptr());
+    const auto n = static_cast<Py_ssize_t>(std::min({params.size(), grads.size(), moms.size()}));
+    Py_ssize_t i = 0;
+    for (; i < n; ++i) {
+      // borrowed references: the lists hold them
+      PyObject* const objects[3] = {PyList_GET_ITEM(params.ptr(), i), PyList_GET_ITEM(grads.ptr(), i),
+                                    PyList_GET_ITEM(moms.ptr(), i)};
+      if (Py_TYPE(objects[0]) != array_type || Py_TYPE(objects[1]) != array_type ||
+          Py_TYPE(objects[2]) != array_type)
+        break;
+      const auto p = py::reinterpret_borrow<py::array>(objects[0]);
+      const auto g = py::reinterpret_borrow<py::array>(objects[1]);
+      const auto m = py::reinterpret_borrow<py::array>(objects[2]);
+      const py::dtype d = p.dtype();
+      if (!(d.equal(f32) || d.equal(f64)) || !g.dtype().equal(d) || !m.dtype().equal(d)) break;
+      const py::ssize_t ndim = p.ndim();
+      if (g.ndim() != ndim || m.ndim() != ndim) break;
+      bool same_shape = true;
+      for (py::ssize_t k = 0; k < ndim; ++k)
+        same_shape = same_shape && g.shape(k) == p.shape(k) && m.shape(k) == p.shape(k);
+      if (!same_shape) break;
+      if (!(p.flags() & g.flags() & m.flags() & py::array::c_style) || !p.writeable() || !m.writeable()) break;
+    }
+    return i;
+  }, py::arg("params"), py::arg("grads"), py::arg("moms"),
+     "Number of leading (param, grad, mom) triples that certainly pass fastcore.tiger's CPU checks.");
+  // spans: [address, address + nbytes) of each (C-contiguous) NumPy array, as an (n, 2) uint64
+  // array, for the vectorised overlap check.
+  m.def("spans", [](const std::vector<py::array>& arrays) {
+    py::array_t<std::uint64_t> out({static_cast<py::ssize_t>(arrays.size()), py::ssize_t{2}});
+    std::uint64_t* o = out.mutable_data();
+    for (std::size_t i = 0; i < arrays.size(); ++i) {
+      const auto start = reinterpret_cast<std::uintptr_t>(arrays[i].data());
+      o[2 * i] = start;
+      o[2 * i + 1] = start + static_cast<std::uint64_t>(arrays[i].nbytes());
+    }
     return out;
-  }, py::arg("arrays"), "Data addresses of NumPy arrays (fast path of the Python overlap check; reads nothing).");
+  }, py::arg("arrays"), "Byte spans [start, end) of C-contiguous NumPy arrays (reads no data).");
   m.attr("BLOCK") = tiger::kBlock;
   m.attr("DEFAULT_CHUNK") = tiger::kDefaultChunk;
 }

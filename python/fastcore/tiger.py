@@ -149,29 +149,43 @@ def _gpu_triple_ok(p: Any, g: Any, m: Any) -> bool:
 
 def _check_no_aliasing(params: list, moms: list, grads: list) -> None:
     """ValueError when a written array (param or momentum) overlaps any other array of the call.
-    A sweep over intervals sorted by start: O(n log n) for long lists."""
-    spans = []
+    Sorted by start, an array overlaps an earlier one iff it starts before the largest end seen so
+    far (of every array, or of the written ones only for a grad, since grads may share memory):
+    vectorised over the sorted spans, with the loop below run only to name the first offender."""
     on_cpu = all(type(a) is np.ndarray for a in params)
-    for kind, arrays, written in (("params", params, True), ("moms", moms, True), ("grads", grads, False)):
-        # arrays are C-contiguous here (checked before): [address, address + nbytes)
-        addresses = (_backend.cpu().tiger.addresses(arrays) if on_cpu
-                     else [_backend.data_pointer(a) for a in arrays])
-        for i, (a, lo) in enumerate(zip(arrays, addresses)):
-            if a.size:
-                spans.append((lo, lo + a.nbytes, written, kind, i))
-    spans.sort(key=lambda s: s[0])
-    max_all = (-1, "", 0)
-    max_written = (-1, "", 0)
-    for lo, hi, written, kind, i in spans:
-        if written and lo < max_all[0]:
+    kinds = (("params", params, True), ("moms", moms, True), ("grads", grads, False))
+    # arrays are C-contiguous here (checked before): [address, address + nbytes)
+    if on_cpu:
+        spans = np.concatenate([_backend.cpu().tiger.spans(arrays).reshape(-1, 2) for _, arrays, _ in kinds])
+    else:
+        spans = np.array([(lo, lo + a.nbytes) for _, arrays, _ in kinds
+                          for a, lo in ((a, _backend.data_pointer(a)) for a in arrays)],
+                         dtype=np.uint64).reshape(-1, 2)
+    written = np.concatenate([np.full(len(arrays), w) for _, arrays, w in kinds])
+    keep = spans[:, 1] > spans[:, 0]  # empty arrays overlap nothing
+    order = np.flatnonzero(keep)[np.argsort(spans[keep, 0], kind="stable")]
+    start, end, w = spans[order, 0], spans[order, 1], written[order]
+    zero = np.zeros(1, np.uint64)  # (uint64 throughout: addresses must not pass through float64)
+    end_before = np.maximum.accumulate(np.concatenate([zero, end[:-1]]))[:len(end)]
+    written_end_before = np.maximum.accumulate(np.concatenate([zero, np.where(w, end, zero)[:-1]]))[:len(end)]
+    clash = np.where(w, start < end_before, start < written_end_before)
+    if not clash.any():
+        return
+    labels = [(kind, i) for kind, arrays, _ in kinds for i in range(len(arrays))]
+    max_all = (0, "", 0)
+    max_written = (0, "", 0)
+    for j in order:
+        lo, hi, is_written = int(spans[j, 0]), int(spans[j, 1]), bool(written[j])
+        kind, i = labels[j]
+        if is_written and lo < max_all[0]:
             raise ValueError(f"{kind}[{i}]: overlaps {max_all[1]}[{max_all[2]}] in memory; every parameter and "
                              f"momentum must be a separate array (it is updated in place)")
-        if not written and lo < max_written[0]:
+        if not is_written and lo < max_written[0]:
             raise ValueError(f"{kind}[{i}]: overlaps {max_written[1]}[{max_written[2]}] in memory, which is "
                              f"updated in place")
         if hi > max_all[0]:
             max_all = (hi, kind, i)
-        if written and hi > max_written[0]:
+        if is_written and hi > max_written[0]:
             max_written = (hi, kind, i)
 
 
@@ -237,13 +251,16 @@ def tiger_step(
     n = len(params)
     if len(grads) != n or len(moms) != n:
         raise ValueError(f"params, grads, moms: expected lists of the same length, got {n}, {len(grads)}, {len(moms)}")
+    # The common case, n well-formed NumPy triples, is recognised in one compiled pass over the
+    # metadata; anything else goes through the general checks below, which name the problem.
+    regular = _backend.cpu().tiger.regular_prefix(params, grads, moms) if n else 0
     device = "cpu"
-    if n and not all(type(a) is np.ndarray for lst in (params, grads, moms) for a in lst):
+    if regular < n and not all(type(a) is np.ndarray for lst in (params, grads, moms) for a in lst):
         device = _backend.device_of(**{f"params[{i}]": p for i, p in enumerate(params)},
                                     **{f"grads[{i}]": g for i, g in enumerate(grads)},
                                     **{f"moms[{i}]": m for i, m in enumerate(moms)})
     on_gpu = device == "cuda"
-    for i in range(n):
+    for i in range(regular, n):
         p, g, m = params[i], grads[i], moms[i]
         if _gpu_triple_ok(p, g, m) if on_gpu else _cpu_triple_ok(p, g, m):
             continue  # the common case, checked without the (slower) general helpers
