@@ -56,7 +56,15 @@ def _native(t: torch.Tensor | None, name: str, *, written: bool = False):
     t = t.detach()
     if not written:
         t = t.resolve_conj().resolve_neg()  # no-ops (the tensor itself) without the bits
+    if t.is_cpu and t.dtype in _NUMPY_VIEW_DTYPES and not t.is_conj() and not t.is_neg():
+        # the same zero-copy view DLPack gives, in ~1 us instead of ~8 (Tiger converts three
+        # tensors per parameter on every step)
+        return t.numpy()
     return _interop.to_native(t, name)
+
+
+# dtypes whose CPU tensors .numpy() views directly (bfloat16 has no NumPy dtype: DLPack's error)
+_NUMPY_VIEW_DTYPES = frozenset({torch.float16, torch.float32, torch.float64, torch.complex64, torch.complex128})
 
 
 def _supported_devices() -> str:
