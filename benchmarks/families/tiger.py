@@ -80,6 +80,17 @@ def cases(ctx):
         family="tiger", name=f"tiger micro-step f32 checked {label}",
         compiled=lambda: tiger_step(P, G, M, step=0, lr=1e-6, grad_accum_steps=4),
         bytes=12 * n_params, note="12 B/param floor; kernel moves 16 B (non-finite pre-pass)"))
+    # Many small tensors: what the Python layer costs around one compiled call (1000 tensors of
+    # 1-4095 float32; the kernel's own work is ~2 MB of traffic).
+    small = [int(n) for n in np.random.default_rng(2).integers(1, 4096, 1000)]
+    Ps = [rng.standard_normal(n).astype(np.float32) for n in small]
+    Gs = [rng.standard_normal(n).astype(np.float32) for n in small]
+    Ms = [np.zeros(n, np.float32) for n in small]
+    out.append(Case(
+        family="tiger", name="tiger step f32 1000 small tensors",
+        compiled=lambda: tiger_step(Ps, Gs, Ms, step=0, lr=1e-6),
+        peers={"numpy in-place": lambda: numpy_inplace_step(Ps, Gs, Ms, 1e-6)},
+        bytes=20 * sum(small), note="validation of 3000 arrays + one compiled call"))
     out.extend(_cuda_cases(ctx))
     return out
 
